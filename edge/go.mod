@@ -1,0 +1,7 @@
+module github.com/codeexec/codeexec/edge
+
+go 1.26
+
+replace github.com/codeexec/codeexec/shared => ../shared
+
+replace github.com/codeexec/codeexec/shared/embedded => ../shared/embedded

@@ -1,0 +1,149 @@
+// Package config loads CodeExec's CODEEXEC_* environment variables with explicit defaults.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+// Config is every setting a CodeExec process may read. Each service uses the part it needs.
+type Config struct {
+	HTTPAddr    string // CODEEXEC_HTTP_ADDR, the edge's listen address
+	NATSURL     string // CODEEXEC_NATS_URL; empty: embedded nats-server (all-in-one only)
+	MongoURI    string // CODEEXEC_MONGO_URI; empty: embedded FerretDB (all-in-one only)
+	MongoDB     string // CODEEXEC_MONGO_DB, database name
+	DataDir     string // CODEEXEC_DATA_DIR
+	Region      string // CODEEXEC_REGION
+	AdminToken  string // CODEEXEC_ADMIN_TOKEN; empty disables admin endpoints
+	MetricsAddr string // CODEEXEC_METRICS_ADDR; empty: no separate metrics listener
+	LogFormat   string // CODEEXEC_LOG_FORMAT: text or json
+	LogLevel    string // CODEEXEC_LOG_LEVEL: debug, info, warn, error
+
+	FreeCreditMicros int64 // CODEEXEC_FREE_CREDIT_MICROS
+	PriceMicros      int64 // CODEEXEC_PRICE_MICROS
+
+	WaitTimeout   time.Duration // CODEEXEC_WAIT_TIMEOUT: how long the edge waits before 504
+	RunnerSlots   int           // CODEEXEC_RUNNER_SLOTS: jobs one runner runs at once
+	PoolSize      int           // CODEEXEC_POOL_SIZE: warm containers per language
+	LanguagesFile string        // CODEEXEC_LANGUAGES_FILE: the runner's language table; empty: built in
+	Languages     []string      // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
+	DebugFerretDB bool          // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
+}
+
+// Defaults returns the configuration used when no variable is set.
+func Defaults() Config {
+	return Config{
+		HTTPAddr:         "127.0.0.1:8080",
+		MongoDB:          "codeexec",
+		DataDir:          "./data",
+		Region:           "local",
+		LogFormat:        "text",
+		LogLevel:         "info",
+		FreeCreditMicros: 1_000_000,
+		PriceMicros:      10_000,
+		WaitTimeout:      60 * time.Second,
+		RunnerSlots:      4,
+		PoolSize:         2,
+	}
+}
+
+// Load reads the environment over Defaults and validates the result.
+func Load() (Config, error) { return LoadFrom(os.LookupEnv) }
+
+// LoadFrom is Load with an injected lookup, for tests.
+func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
+	c := Defaults()
+	var errs []error
+	str := func(key string, dst *string) {
+		if v, ok := lookup(key); ok {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	num := func(key string, dst *int64) {
+		if v, ok := lookup(key); ok && strings.TrimSpace(v) != "" {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				return
+			}
+			*dst = n
+		}
+	}
+	integer := func(key string, dst *int) {
+		n := int64(*dst)
+		num(key, &n)
+		*dst = int(n)
+	}
+	str("CODEEXEC_HTTP_ADDR", &c.HTTPAddr)
+	str("CODEEXEC_NATS_URL", &c.NATSURL)
+	str("CODEEXEC_MONGO_URI", &c.MongoURI)
+	str("CODEEXEC_MONGO_DB", &c.MongoDB)
+	str("CODEEXEC_DATA_DIR", &c.DataDir)
+	str("CODEEXEC_REGION", &c.Region)
+	str("CODEEXEC_ADMIN_TOKEN", &c.AdminToken)
+	str("CODEEXEC_METRICS_ADDR", &c.MetricsAddr)
+	str("CODEEXEC_LOG_FORMAT", &c.LogFormat)
+	str("CODEEXEC_LOG_LEVEL", &c.LogLevel)
+	str("CODEEXEC_LANGUAGES_FILE", &c.LanguagesFile)
+	num("CODEEXEC_FREE_CREDIT_MICROS", &c.FreeCreditMicros)
+	num("CODEEXEC_PRICE_MICROS", &c.PriceMicros)
+	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)
+	integer("CODEEXEC_POOL_SIZE", &c.PoolSize)
+	if v, ok := lookup("CODEEXEC_WAIT_TIMEOUT"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CODEEXEC_WAIT_TIMEOUT: %w", err))
+		}
+		c.WaitTimeout = d
+	}
+	if v, ok := lookup("CODEEXEC_LANGUAGES"); ok && v != "" {
+		for _, l := range strings.Split(v, ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				c.Languages = append(c.Languages, l)
+			}
+		}
+	}
+	if v, ok := lookup("CODEEXEC_FERRETDB_LOGS"); ok {
+		c.DebugFerretDB = v == "1" || strings.EqualFold(v, "true")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if !subjects.Token(c.Region) {
+		errs = append(errs, fmt.Errorf("CODEEXEC_REGION %q: use letters, digits, - and _", c.Region))
+	}
+	if c.FreeCreditMicros < 0 {
+		errs = append(errs, errors.New("CODEEXEC_FREE_CREDIT_MICROS must not be negative"))
+	}
+	if c.PriceMicros < 0 {
+		errs = append(errs, errors.New("CODEEXEC_PRICE_MICROS must not be negative"))
+	}
+	if c.WaitTimeout <= 0 {
+		errs = append(errs, errors.New("CODEEXEC_WAIT_TIMEOUT must be positive"))
+	}
+	if c.RunnerSlots < 1 {
+		errs = append(errs, errors.New("CODEEXEC_RUNNER_SLOTS must be at least 1"))
+	}
+	if c.PoolSize < 0 {
+		errs = append(errs, errors.New("CODEEXEC_POOL_SIZE must not be negative"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("CODEEXEC_LOG_FORMAT %q: want text or json", c.LogFormat))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("CODEEXEC_DATA_DIR must not be empty"))
+	}
+	return errors.Join(errs...)
+}

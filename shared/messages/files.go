@@ -1,0 +1,82 @@
+package messages
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Input limits of the HTTP API and of every job on NATS.
+const (
+	MaxCodeBytes  = 256 << 10 // all files together
+	MaxStdinBytes = 1 << 20
+	MaxFiles      = 64
+	MaxArgs       = 64
+	MaxArgBytes   = 4 << 10
+	MaxNameBytes  = 255
+)
+
+// ErrCodeTooLarge is returned when the code of a job exceeds MaxCodeBytes.
+var ErrCodeTooLarge = errors.New("code too large")
+
+// ValidateFiles checks the file list of a job: count, total size, names and exactly one
+// entry point. A name is a relative path of [A-Za-z0-9._-] segments with no "..", no
+// leading "/" and no empty segment.
+func ValidateFiles(files []File) error {
+	if len(files) == 0 {
+		return errors.New("no files")
+	}
+	if len(files) > MaxFiles {
+		return fmt.Errorf("%d files: at most %d", len(files), MaxFiles)
+	}
+	total, entries := 0, 0
+	seen := make(map[string]bool, len(files))
+	for _, f := range files {
+		if err := ValidateFilename(f.Filename); err != nil {
+			return err
+		}
+		if seen[f.Filename] {
+			return fmt.Errorf("filename %q given twice", f.Filename)
+		}
+		seen[f.Filename] = true
+		total += len(f.Code)
+		if f.IsEntryPoint {
+			entries++
+		}
+	}
+	if total > MaxCodeBytes {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrCodeTooLarge, total, MaxCodeBytes)
+	}
+	if entries != 1 {
+		return fmt.Errorf("%d entry points: want exactly one", entries)
+	}
+	return nil
+}
+
+// ValidateFilename checks one file name against the design's rules.
+func ValidateFilename(name string) error {
+	if name == "" {
+		return errors.New("empty filename")
+	}
+	if len(name) > MaxNameBytes {
+		return fmt.Errorf("filename longer than %d bytes", MaxNameBytes)
+	}
+	if strings.HasPrefix(name, "/") {
+		return fmt.Errorf("filename %q: must be relative", name)
+	}
+	for _, seg := range strings.Split(name, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("filename %q: empty path segment", name)
+		case ".", "..":
+			return fmt.Errorf("filename %q: %q segment not allowed", name, seg)
+		}
+		for _, r := range seg {
+			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+			if !ok {
+				return fmt.Errorf("filename %q: character %q not allowed", name, r)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package messages
+
+import "time"
+
+// Heartbeat is published by every runner on subjects.Heartbeat(region, runnerID) every
+// HeartbeatInterval. A runner not heard from for three intervals is taken for dead.
+type Heartbeat struct {
+	V         int       `json:"v"`
+	RunnerID  string    `json:"runnerId"`
+	Region    string    `json:"region"`
+	Languages []string  `json:"languages"`
+	Slots     int       `json:"slots"`
+	FreeSlots int       `json:"freeSlots"`
+	Draining  bool      `json:"draining,omitempty"`
+	SentAt    time.Time `json:"sentAt"`
+}
+
+// HeartbeatInterval is how often runners announce themselves.
+const HeartbeatInterval = 2 * time.Second
+
+// KeyVerifyRequest asks accounts (subjects.KeyVerify) whether an API key is valid.
+type KeyVerifyRequest struct {
+	V      int    `json:"v"`
+	APIKey string `json:"apiKey"`
+}
+
+// KeyVerifyReply answers a KeyVerifyRequest. Invalid keys are a normal reply with Valid false.
+type KeyVerifyReply struct {
+	V      int    `json:"v"`
+	Valid  bool   `json:"valid"`
+	UserID string `json:"userId,omitempty"`
+	KeyID  string `json:"keyId,omitempty"`
+}
+
+// RegisterRequest asks accounts (subjects.Register) to create a user with a first API key.
+type RegisterRequest struct {
+	V        int    `json:"v"`
+	Email    string `json:"email"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// RegisterReply carries the new user and the key's secret, shown once.
+type RegisterReply struct {
+	V      int    `json:"v"`
+	UserID string `json:"userId"`
+	APIKey string `json:"apiKey"`
+}
+
+// OpenWalletRequest asks the ledger (subjects.WalletOpen) to open a user's wallet with the
+// free credit. Idempotent per user.
+type OpenWalletRequest struct {
+	V      int    `json:"v"`
+	UserID string `json:"userId"`
+}
+
+// WalletRequest asks the ledger (subjects.Wallet) for a user's balance.
+type WalletRequest struct {
+	V      int    `json:"v"`
+	UserID string `json:"userId"`
+}
+
+// WalletReply is a user's wallet in integer micro-dollars.
+type WalletReply struct {
+	V             int   `json:"v"`
+	BalanceMicros int64 `json:"balanceMicros"`
+	HeldMicros    int64 `json:"heldMicros"`
+	PriceMicros   int64 `json:"priceMicros"`
+}
+
+// ReserveRequest asks the ledger (subjects.Reserve) to hold the price of one job before it
+// is queued. Idempotent per JobID.
+type ReserveRequest struct {
+	V        int    `json:"v"`
+	UserID   string `json:"userId"`
+	JobID    string `json:"jobId"`
+	Language string `json:"language"`
+}
+
+// ReserveReply confirms a hold. A refused hold is an rpc error with code insufficient_funds.
+type ReserveReply struct {
+	V             int   `json:"v"`
+	PriceMicros   int64 `json:"priceMicros"`
+	BalanceMicros int64 `json:"balanceMicros"`
+}

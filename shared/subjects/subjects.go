@@ -1,0 +1,77 @@
+// Package subjects names every NATS subject, stream and consumer of CodeExec, so that the
+// services and internal publishers agree on them in one place.
+package subjects
+
+import "strings"
+
+// Request-reply subjects. Services answer them in a queue group named after the service.
+const (
+	KeyVerify  = "accounts.keys.verify"
+	Register   = "accounts.users.register"
+	KeyRevoked = "accounts.events.key_revoked"
+
+	Reserve    = "ledger.reserve"
+	Wallet     = "ledger.wallet"
+	WalletOpen = "ledger.wallet.open"
+)
+
+// Queue groups.
+const (
+	QueueAccounts = "accounts"
+	QueueLedger   = "ledger"
+)
+
+// Streams and their subject spaces.
+const (
+	JobsStream    = "JOBS"
+	JobsAll       = "exec.jobs.>"
+	ResultsStream = "RESULTS"
+	ResultsAll    = "exec.results.>"
+	HeartbeatsAll = "runners.heartbeat.>"
+)
+
+// Jobs is the subject of jobs for one region and language.
+func Jobs(region, language string) string {
+	return "exec.jobs." + region + "." + language
+}
+
+// JobConsumer is the durable pull consumer every runner of a region and language binds.
+func JobConsumer(region, language string) string {
+	return "jobs-" + region + "-" + language
+}
+
+// Results is the subject a job's result is stored on.
+func Results(jobID string) string { return "exec.results." + jobID }
+
+// ResultMsgID is the Nats-Msg-Id of a job's result, so a repeated publish is dropped.
+func ResultMsgID(jobID string) string { return "res-" + jobID }
+
+// JobIDFromResult returns the job id of a subject made by Results.
+func JobIDFromResult(subject string) string {
+	return strings.TrimPrefix(subject, "exec.results.")
+}
+
+// Notify is where a runner tells the edge that took the job that its result is ready.
+func Notify(edgeID, jobID string) string { return "exec.notify." + edgeID + "." + jobID }
+
+// NotifyAll is what one edge subscribes to, once, for all of its waiting clients.
+func NotifyAll(edgeID string) string { return "exec.notify." + edgeID + ".>" }
+
+// Heartbeat is where a runner announces itself.
+func Heartbeat(region, runnerID string) string {
+	return "runners.heartbeat." + region + "." + runnerID
+}
+
+// Token reports whether s can be used as one token of a subject (region, language, ids).
+func Token(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
