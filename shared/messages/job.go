@@ -32,18 +32,18 @@ type Limits struct {
 // Job is published on subjects.Jobs(region, language) by the edge or by an internal publisher.
 // JobID is also the message's Nats-Msg-Id.
 type Job struct {
-	V           int       `json:"v"`
-	JobID       string    `json:"jobId"`
-	UserID      string    `json:"userId"`
-	ProjectID   string    `json:"projectId,omitempty"`
-	Language    string    `json:"language"`
-	Region      string    `json:"region"`
-	Files       []File    `json:"files"`
-	Stdin       string    `json:"stdin,omitempty"`
-	Args        []string  `json:"args,omitempty"`
-	Limits      Limits    `json:"limits"`
-	SaveMetric  bool      `json:"saveMetric"`
-	PriceMicros int64     `json:"priceMicros"`
+	V           int      `json:"v"`
+	JobID       string   `json:"jobId"`
+	UserID      string   `json:"userId"`
+	ProjectID   string   `json:"projectId,omitempty"`
+	Language    string   `json:"language"`
+	Region      string   `json:"region"`
+	Files       []File   `json:"files"`
+	Stdin       string   `json:"stdin,omitempty"`
+	Args        []string `json:"args,omitempty"`
+	Limits      Limits   `json:"limits"`
+	SaveMetric  bool     `json:"saveMetric"`
+	PriceMicros int64    `json:"priceMicros"`
 	// Notify is a core NATS subject the runner publishes the finished result to, so the
 	// waiting edge hears of it without fan-out. Optional: the result stream is the record.
 	Notify      string    `json:"notify,omitempty"`

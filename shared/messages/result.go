@@ -8,13 +8,13 @@ type Status string
 // The status taxonomy of the design. Only StatusInternalError means the platform failed;
 // it is never charged.
 const (
-	StatusSucceeded        Status = "succeeded"
-	StatusCompileError     Status = "compile_error"
-	StatusRuntimeError     Status = "runtime_error"
-	StatusTimeLimit        Status = "time_limit_exceeded"
-	StatusMemoryLimit      Status = "memory_limit_exceeded"
-	StatusOutputLimit      Status = "output_limit_exceeded"
-	StatusInternalError    Status = "internal_error"
+	StatusSucceeded     Status = "succeeded"
+	StatusCompileError  Status = "compile_error"
+	StatusRuntimeError  Status = "runtime_error"
+	StatusTimeLimit     Status = "time_limit_exceeded"
+	StatusMemoryLimit   Status = "memory_limit_exceeded"
+	StatusOutputLimit   Status = "output_limit_exceeded"
+	StatusInternalError Status = "internal_error"
 )
 
 // Chargeable reports whether a result of this status is paid for.
