@@ -1,0 +1,142 @@
+// Package accounts is CodeExec's accounts service: users, API keys and the key checks the
+// edge asks for over NATS. It owns its MongoDB collections; nothing else reads them.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/codeexec/codeexec/accounts/internal/keys"
+	"github.com/codeexec/codeexec/accounts/internal/users"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/metrics"
+	"github.com/codeexec/codeexec/shared/rpc"
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+// Service answers the accounts subjects.
+type Service struct {
+	nc    *nats.Conn
+	log   *slog.Logger
+	users *users.Store
+	keys  *keys.Store
+	m     *serviceMetrics
+}
+
+type serviceMetrics struct {
+	registrations *prometheus.CounterVec
+	keyChecks     *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+}
+
+// New builds the service on db and nc; reg receives its metrics.
+func New(nc *nats.Conn, db *mongo.Database, reg prometheus.Registerer, log *slog.Logger) (*Service, error) {
+	m := &serviceMetrics{
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codeexec_accounts_registrations_total", Help: "Registrations by outcome.",
+		}, []string{"outcome"}),
+		keyChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codeexec_accounts_key_checks_total", Help: "API key checks by result (valid, invalid, error).",
+		}, []string{"result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "codeexec_accounts_request_seconds", Help: "Time to answer a request, by subject.",
+			Buckets: metrics.LatencyBuckets,
+		}, []string{"subject"}),
+	}
+	for _, c := range []prometheus.Collector{m.registrations, m.keyChecks, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register accounts metrics: %w", err)
+		}
+	}
+	return &Service{nc: nc, log: log, users: users.NewStore(db), keys: keys.NewStore(db), m: m}, nil
+}
+
+// Run prepares the collections, answers requests until ctx ends, then stops listening.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.users.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	if err := s.keys.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	subs := make([]*nats.Subscription, 0, 2)
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Drain()
+		}
+	}()
+	sub, err := rpc.Handle(ctx, s.nc, s.log, subjects.Register, subjects.QueueAccounts, timed(s, subjects.Register, s.register))
+	if err != nil {
+		return err
+	}
+	subs = append(subs, sub)
+	sub, err = rpc.Handle(ctx, s.nc, s.log, subjects.KeyVerify, subjects.QueueAccounts, timed(s, subjects.KeyVerify, s.verifyKey))
+	if err != nil {
+		return err
+	}
+	subs = append(subs, sub)
+	if err := s.nc.Flush(); err != nil {
+		return fmt.Errorf("flush subscriptions: %w", err)
+	}
+	s.log.Info("accounts service ready")
+	<-ctx.Done()
+	return nil
+}
+
+func timed[Req, Resp any](s *Service, subject string, fn func(context.Context, Req) (Resp, error)) func(context.Context, Req) (Resp, error) {
+	return func(ctx context.Context, req Req) (Resp, error) {
+		start := time.Now()
+		defer func() { s.m.latency.WithLabelValues(subject).Observe(time.Since(start).Seconds()) }()
+		return fn(ctx, req)
+	}
+}
+
+func (s *Service) register(ctx context.Context, req messages.RegisterRequest) (messages.RegisterReply, error) {
+	u, err := s.users.Create(ctx, users.Registration{Email: req.Email, Username: req.Username, Password: req.Password})
+	var invalid *users.InvalidError
+	switch {
+	case errors.As(err, &invalid):
+		s.m.registrations.WithLabelValues("invalid").Inc()
+		return messages.RegisterReply{}, rpc.Errorf(rpc.CodeInvalidInput, "%s", invalid.Reason)
+	case errors.Is(err, users.ErrEmailTaken), errors.Is(err, users.ErrUsernameTaken):
+		s.m.registrations.WithLabelValues("conflict").Inc()
+		return messages.RegisterReply{}, rpc.Errorf(rpc.CodeConflict, "%s", err.Error())
+	case err != nil:
+		s.m.registrations.WithLabelValues("error").Inc()
+		return messages.RegisterReply{}, fmt.Errorf("create user: %w", err)
+	}
+	_, secret, err := s.keys.Create(ctx, u.ID, "default")
+	if err != nil {
+		s.m.registrations.WithLabelValues("error").Inc()
+		return messages.RegisterReply{}, fmt.Errorf("create first key of %s: %w", u.ID, err)
+	}
+	// The ledger opens a wallet lazily too, so a ledger that is down now costs nothing.
+	if _, err := rpc.Call[messages.OpenWalletRequest, messages.WalletReply](ctx, s.nc, subjects.WalletOpen,
+		messages.OpenWalletRequest{V: messages.Version, UserID: u.ID}); err != nil {
+		s.log.Warn("open wallet at registration; the ledger will open it on first use", "user_id", u.ID, "err", err)
+	}
+	s.m.registrations.WithLabelValues("ok").Inc()
+	s.log.Info("user registered", "user_id", u.ID)
+	return messages.RegisterReply{V: messages.Version, UserID: u.ID, APIKey: secret}, nil
+}
+
+func (s *Service) verifyKey(ctx context.Context, req messages.KeyVerifyRequest) (messages.KeyVerifyReply, error) {
+	k, err := s.keys.Verify(ctx, req.APIKey)
+	if errors.Is(err, keys.ErrInvalid) {
+		s.m.keyChecks.WithLabelValues("invalid").Inc()
+		return messages.KeyVerifyReply{V: messages.Version}, nil
+	}
+	if err != nil {
+		s.m.keyChecks.WithLabelValues("error").Inc()
+		return messages.KeyVerifyReply{}, err
+	}
+	s.m.keyChecks.WithLabelValues("valid").Inc()
+	return messages.KeyVerifyReply{V: messages.Version, Valid: true, UserID: k.UserID, KeyID: k.KeyID}, nil
+}
