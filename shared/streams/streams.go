@@ -72,12 +72,28 @@ func JobConsumerConfig(region, language string, maxAckPending int) jetstream.Con
 	}
 }
 
-// Ensure creates or updates the job and result streams.
+// JobIndexConfig is the key-value bucket where the edge records who owns each job, so
+// that GET /api/v1/jobs/:jobId answers only the owner.
+func JobIndexConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      subjects.JobIndexBucket,
+		Description: "CodeExec job owners, by job id",
+		TTL:         ResultsMaxAge,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// Ensure creates or updates the job and result streams and the job index bucket.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	for _, cfg := range []jetstream.StreamConfig{JobsConfig(replicas), ResultsConfig(replicas)} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, JobIndexConfig(replicas)); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", subjects.JobIndexBucket, err)
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ const (
 	ResultsStream = "RESULTS"
 	ResultsAll    = "exec.results.>"
 	HeartbeatsAll = "runners.heartbeat.>"
+
+	// JobIndexBucket is the key-value bucket of job owners (key: job id).
+	JobIndexBucket = "JOB_INDEX"
 )
 
 // Jobs is the subject of jobs for one region and language.

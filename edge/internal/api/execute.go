@@ -1,0 +1,230 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/codeexec/codeexec/edge/internal/dispatch"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/rpc"
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+// maxBodyBytes admits the largest valid request (256 KiB of code and 1 MiB of stdin) even
+// when JSON escaping swells it; the fields' own limits are checked after decoding.
+const maxBodyBytes = 8 << 20
+
+// executeRequest is the body of POST /api/v1/execute (Code) and /api/v2/execute (Files).
+type executeRequest struct {
+	Language   string           `json:"language"`
+	Code       *string          `json:"code"`
+	Files      []messages.File  `json:"files"`
+	Stdin      string           `json:"stdin"`
+	Args       []string         `json:"args"`
+	ProjectID  string           `json:"projectId"`
+	SaveMetric *bool            `json:"saveMetric"`
+	Wait       *bool            `json:"wait"`
+	Region     string           `json:"region"`
+	Limits     *messages.Limits `json:"limits"`
+	// UserID is accepted for clients of the original API and ignored: identity comes
+	// from the credential only.
+	UserID json.RawMessage `json:"userId"`
+}
+
+func (s *Server) executeV1(c *fiber.Ctx) error { return s.execute(c, 1) }
+func (s *Server) executeV2(c *fiber.Ctx) error { return s.execute(c, 2) }
+
+func (s *Server) execute(c *fiber.Ctx, version int) error {
+	var req executeRequest
+	if err := decodeStrict(c.Body(), &req); err != nil {
+		return err
+	}
+	job, err := s.buildJob(&req, version, userID(c))
+	if err != nil {
+		return err
+	}
+	if !s.presence.Available(job.Region, job.Language) {
+		return newError(http.StatusServiceUnavailable, "no_runner",
+			"no runner serves %s in region %s right now; try again shortly", job.Language, job.Region)
+	}
+	ctx := c.UserContext()
+	hold, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, s.nc, subjects.Reserve,
+		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language})
+	if err != nil {
+		return fromRPC(err, "ledger")
+	}
+	job.PriceMicros = hold.PriceMicros
+
+	wait := req.Wait == nil || *req.Wait
+	accepted := time.Now()
+	if err := s.dispatch.Submit(ctx, job, wait); err != nil {
+		if errors.Is(err, dispatch.ErrQueueFull) {
+			return &Error{Status: http.StatusServiceUnavailable, Code: "queue_full",
+				Message: "the job queue is full; try again shortly", RetryAfter: 5}
+		}
+		return err
+	}
+	if !wait {
+		return c.Status(http.StatusAccepted).JSON(fiber.Map{"succeeded": true, "jobId": job.JobID})
+	}
+	result, err := s.dispatch.Wait(ctx, job.JobID, s.cfg.WaitTimeout)
+	if errors.Is(err, dispatch.ErrWaitTimeout) {
+		return &Error{Status: http.StatusGatewayTimeout, Code: "wait_timeout", JobID: job.JobID,
+			Message: fmt.Sprintf("the job is still running; poll GET /api/v1/jobs/%s", job.JobID)}
+	}
+	if err != nil {
+		return err
+	}
+	s.m.executions.WithLabelValues(result.Language, string(result.Status)).Inc()
+	s.m.execTime.WithLabelValues(result.Language).Observe(time.Since(accepted).Seconds())
+	return c.JSON(executeAnswer(result))
+}
+
+type executeBody struct {
+	Succeeded bool       `json:"succeeded"`
+	Result    resultView `json:"result"`
+}
+
+func executeAnswer(r messages.Result) executeBody {
+	return executeBody{Succeeded: r.Status != messages.StatusInternalError, Result: present(r)}
+}
+
+// buildJob validates a request and turns it into a job; nothing is published yet.
+func (s *Server) buildJob(req *executeRequest, version int, user string) (*messages.Job, error) {
+	if req.Language == "" {
+		return nil, newError(http.StatusBadRequest, "invalid_input", "language is required")
+	}
+	lang, ok := s.catalog.Resolve(req.Language)
+	if !ok {
+		return nil, newError(http.StatusBadRequest, "unknown_language",
+			"language %q is not supported; GET /api/v1/languages lists them", req.Language)
+	}
+	var files []messages.File
+	switch version {
+	case 1:
+		if req.Files != nil {
+			return nil, newError(http.StatusBadRequest, "invalid_input", "v1 takes code; send files to /api/v2/execute")
+		}
+		if req.Code == nil {
+			return nil, newError(http.StatusBadRequest, "invalid_input", "code is required")
+		}
+		files = []messages.File{{Filename: lang.SourceFile, Code: *req.Code, IsEntryPoint: true}}
+	default:
+		if req.Code != nil {
+			return nil, newError(http.StatusBadRequest, "invalid_input", "v2 takes files; send code to /api/v1/execute")
+		}
+		files = req.Files
+	}
+	if err := messages.ValidateFiles(files); err != nil {
+		if errors.Is(err, messages.ErrCodeTooLarge) {
+			return nil, newError(http.StatusRequestEntityTooLarge, "code_too_large", "%s", err.Error())
+		}
+		return nil, newError(http.StatusBadRequest, "invalid_files", "%s", err.Error())
+	}
+	if len(req.Stdin) > messages.MaxStdinBytes {
+		return nil, newError(http.StatusBadRequest, "stdin_too_large", "stdin is %d bytes, at most %d", len(req.Stdin), messages.MaxStdinBytes)
+	}
+	if len(req.Args) > messages.MaxArgs {
+		return nil, newError(http.StatusBadRequest, "invalid_input", "at most %d args", messages.MaxArgs)
+	}
+	for _, a := range req.Args {
+		if len(a) > messages.MaxArgBytes || bytes.IndexByte([]byte(a), 0) >= 0 {
+			return nil, newError(http.StatusBadRequest, "invalid_input", "each arg must be under %d bytes with no NUL", messages.MaxArgBytes)
+		}
+	}
+	region := s.cfg.Region
+	if req.Region != "" {
+		if !subjects.Token(req.Region) {
+			return nil, newError(http.StatusBadRequest, "invalid_input", "region %q is not a valid region name", req.Region)
+		}
+		region = req.Region
+	}
+	if len(req.ProjectID) > 64 {
+		return nil, newError(http.StatusBadRequest, "invalid_input", "projectId is too long")
+	}
+	var limits messages.Limits
+	if req.Limits != nil {
+		limits = *req.Limits
+		if limits.RunTimeMs < 0 || limits.CompileTimeMs < 0 || limits.MemoryBytes < 0 || limits.CPUMillis < 0 ||
+			limits.Pids < 0 || limits.OutputBytes < 0 {
+			return nil, newError(http.StatusBadRequest, "invalid_input", "limits must not be negative")
+		}
+		limits = s.catalog.Effective(lang, limits)
+	}
+	id, err := newJobID()
+	if err != nil {
+		return nil, err
+	}
+	return &messages.Job{
+		V:           messages.Version,
+		JobID:       id,
+		UserID:      user,
+		ProjectID:   req.ProjectID,
+		Language:    lang.Name,
+		Region:      region,
+		Files:       files,
+		Stdin:       req.Stdin,
+		Args:        req.Args,
+		Limits:      limits,
+		SaveMetric:  req.SaveMetric == nil || *req.SaveMetric,
+		SubmittedAt: time.Now().UTC(),
+	}, nil
+}
+
+func newJobID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("read random job id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// decodeStrict decodes one JSON object, refusing unknown fields and trailing data.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syntax *json.SyntaxError
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return newError(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
+		case errors.As(err, &typeErr):
+			return newError(http.StatusBadRequest, "invalid_input", "field %q has the wrong type", typeErr.Field)
+		}
+		return newError(http.StatusBadRequest, "invalid_input", "%s", err.Error())
+	}
+	if dec.More() {
+		return newError(http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// job answers GET /api/v1/jobs/:jobId for the job's owner only.
+func (s *Server) job(c *fiber.Ctx) error {
+	jobID := c.Params("jobId")
+	owner, err := s.dispatch.OwnerOf(c.UserContext(), jobID)
+	if errors.Is(err, dispatch.ErrNotFound) || (err == nil && owner != userID(c)) {
+		return newError(http.StatusNotFound, "not_found", "no job %s", jobID)
+	}
+	if err != nil {
+		return err
+	}
+	result, err := s.dispatch.Result(c.UserContext(), jobID)
+	if errors.Is(err, dispatch.ErrNotFound) {
+		return c.JSON(fiber.Map{"jobId": jobID, "status": "queued"})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"jobId": jobID, "status": "done", "result": present(result)})
+}

@@ -1,0 +1,125 @@
+// Package api is the edge's HTTP API: validation, authentication through accounts, money
+// through the ledger, jobs through dispatch. It never touches MongoDB or Docker.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/codeexec/codeexec/shared/languages"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/metrics"
+)
+
+// Dispatcher publishes jobs and waits for results (see package dispatch).
+type Dispatcher interface {
+	Submit(ctx context.Context, job *messages.Job, wait bool) error
+	Wait(ctx context.Context, jobID string, timeout time.Duration) (messages.Result, error)
+	Result(ctx context.Context, jobID string) (messages.Result, error)
+	OwnerOf(ctx context.Context, jobID string) (string, error)
+}
+
+// Presence tells whether a live runner serves a language (see package presence).
+type Presence interface {
+	Available(region, language string) bool
+}
+
+// Config is what the API needs to know.
+type Config struct {
+	Region      string
+	WaitTimeout time.Duration
+}
+
+// Server holds the API's dependencies.
+type Server struct {
+	cfg      Config
+	nc       *nats.Conn
+	catalog  *languages.Catalog
+	dispatch Dispatcher
+	presence Presence
+	log      *slog.Logger
+	m        *apiMetrics
+}
+
+type apiMetrics struct {
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	executions *prometheus.CounterVec
+	execTime   *prometheus.HistogramVec
+}
+
+// New builds the Fiber app. reg receives the API's metrics; gatherer is served on /metrics.
+func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p Presence,
+	reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) (*fiber.App, error) {
+	m := &apiMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codeexec_edge_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "codeexec_edge_http_request_seconds", Help: "HTTP request latency by route.", Buckets: metrics.LatencyBuckets,
+		}, []string{"route", "method"}),
+		executions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codeexec_edge_executions_total", Help: "Executions answered, by language and runTimeStatus.",
+		}, []string{"language", "status"}),
+		execTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "codeexec_edge_execution_seconds", Help: "Time from accepting an execution to its result, by language.",
+			Buckets: metrics.LatencyBuckets,
+		}, []string{"language"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.executions, m.execTime} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{cfg: cfg, nc: nc, catalog: catalog, dispatch: d, presence: p, log: log, m: m}
+
+	app := fiber.New(fiber.Config{
+		AppName:               "codeexec-edge",
+		DisableStartupMessage: true,
+		Immutable:             true,
+		BodyLimit:             maxBodyBytes,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          cfg.WaitTimeout + 30*time.Second,
+		IdleTimeout:           2 * time.Minute,
+		ErrorHandler:          errorHandler(log),
+	})
+	app.Use(s.observe)
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", metricsHandler(gatherer))
+
+	pub := app.Group("/api")
+	pub.Post("/register", s.register)
+	pub.Get("/v1/languages", s.languages)
+
+	auth := app.Group("/api", s.authenticate)
+	auth.Post("/v1/execute", s.executeV1)
+	auth.Post("/v2/execute", s.executeV2)
+	auth.Get("/v1/jobs/:jobId", s.job)
+	auth.Get("/wallet", s.wallet)
+	return app, nil
+}
+
+// observe counts and times every request by its route pattern.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	status := c.Response().StatusCode()
+	if err != nil {
+		// The error handler has not run yet: take the status it will write.
+		status = statusOf(err)
+	}
+	route := c.Route().Path
+	if route == "" || route == "/" {
+		route = "unmatched"
+	}
+	s.m.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
+	s.m.latency.WithLabelValues(route, c.Method()).Observe(time.Since(start).Seconds())
+	return err
+}

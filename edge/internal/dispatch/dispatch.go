@@ -1,0 +1,223 @@
+// Package dispatch publishes jobs onto JetStream and hands their results back to the
+// waiting HTTP requests. Each edge has one notify subscription for all its waiters; a
+// missed notification falls back to reading the result stream, which is the record.
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+// Sentinel errors a caller maps to answers.
+var (
+	ErrQueueFull   = errors.New("job queue is full")
+	ErrWaitTimeout = errors.New("timed out waiting for the result")
+	ErrNotFound    = errors.New("job not found")
+)
+
+const jsErrStoreFailed jetstream.ErrorCode = 10077
+
+// PollInterval is how often a waiter also reads the result stream, in case a notification
+// was lost (an edge reconnecting, say).
+const PollInterval = 2 * time.Second
+
+// Dispatcher publishes jobs and waits for their results.
+type Dispatcher struct {
+	edgeID string
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	waiters map[string]chan messages.Result
+	sub     *nats.Subscription
+	index   jetstream.KeyValue
+	results jetstream.Stream
+}
+
+// New returns a dispatcher for the edge named edgeID.
+func New(edgeID string, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{edgeID: edgeID, nc: nc, js: js, log: log, waiters: make(map[string]chan messages.Result)}
+}
+
+// Start subscribes to this edge's notifications and binds the job index.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	index, err := d.js.KeyValue(ctx, subjects.JobIndexBucket)
+	if err != nil {
+		return fmt.Errorf("bind job index: %w", err)
+	}
+	d.index = index
+	results, err := d.js.Stream(ctx, subjects.ResultsStream)
+	if err != nil {
+		return fmt.Errorf("bind result stream: %w", err)
+	}
+	d.results = results
+	sub, err := d.nc.Subscribe(subjects.NotifyAll(d.edgeID), d.onNotify)
+	if err != nil {
+		return fmt.Errorf("subscribe to notifications: %w", err)
+	}
+	d.sub = sub
+	return d.nc.Flush()
+}
+
+// Stop ends the notify subscription.
+func (d *Dispatcher) Stop() {
+	if d.sub != nil {
+		_ = d.sub.Unsubscribe()
+	}
+}
+
+func (d *Dispatcher) onNotify(m *nats.Msg) {
+	var r messages.Result
+	if err := json.Unmarshal(m.Data, &r); err != nil || r.JobID == "" {
+		d.log.Warn("ignored a malformed notification", "subject", m.Subject)
+		return
+	}
+	d.deliver(r)
+}
+
+func (d *Dispatcher) deliver(r messages.Result) {
+	d.mu.Lock()
+	ch, ok := d.waiters[r.JobID]
+	d.mu.Unlock()
+	if ok {
+		select {
+		case ch <- r:
+		default: // already delivered once
+		}
+	}
+}
+
+// Owner is what the job index keeps of a job.
+type Owner struct {
+	UserID      string    `json:"userId"`
+	Language    string    `json:"language"`
+	SubmittedAt time.Time `json:"submittedAt"`
+}
+
+// Submit records the job's owner, then publishes it. When wait is set, a waiter is
+// registered before publishing so that no result can arrive unheard; the caller must
+// then call Wait (which releases it) or Forget.
+func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) error {
+	owner, err := json.Marshal(Owner{UserID: job.UserID, Language: job.Language, SubmittedAt: job.SubmittedAt})
+	if err != nil {
+		return fmt.Errorf("encode job owner: %w", err)
+	}
+	if _, err := d.index.Put(ctx, job.JobID, owner); err != nil {
+		return fmt.Errorf("record job owner: %w", err)
+	}
+	if wait {
+		job.Notify = subjects.Notify(d.edgeID, job.JobID)
+		d.mu.Lock()
+		d.waiters[job.JobID] = make(chan messages.Result, 1)
+		d.mu.Unlock()
+	}
+	body, err := json.Marshal(job)
+	if err != nil {
+		d.Forget(job.JobID)
+		return fmt.Errorf("encode job: %w", err)
+	}
+	_, err = d.js.Publish(ctx, subjects.Jobs(job.Region, job.Language), body, jetstream.WithMsgID(job.JobID))
+	if err != nil {
+		d.Forget(job.JobID)
+		// A stream with Discard: New refuses a publish once full (store failed, 10077).
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStoreFailed {
+			return ErrQueueFull
+		}
+		return fmt.Errorf("publish job: %w", err)
+	}
+	return nil
+}
+
+// Forget drops the waiter of jobID.
+func (d *Dispatcher) Forget(jobID string) {
+	d.mu.Lock()
+	delete(d.waiters, jobID)
+	d.mu.Unlock()
+}
+
+// Wait returns the result of a submitted job, or ErrWaitTimeout after timeout.
+func (d *Dispatcher) Wait(ctx context.Context, jobID string, timeout time.Duration) (messages.Result, error) {
+	d.mu.Lock()
+	ch, ok := d.waiters[jobID]
+	d.mu.Unlock()
+	if !ok {
+		return messages.Result{}, fmt.Errorf("wait for %s: no waiter registered", jobID)
+	}
+	defer d.Forget(jobID)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(PollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case r := <-ch:
+			return r, nil
+		case <-poll.C:
+			r, err := d.Result(ctx, jobID)
+			if err == nil {
+				return r, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				d.log.Warn("read result while waiting", "job_id", jobID, "err", err)
+			}
+		case <-deadline.C:
+			if r, err := d.Result(ctx, jobID); err == nil {
+				return r, nil
+			}
+			return messages.Result{}, ErrWaitTimeout
+		case <-ctx.Done():
+			return messages.Result{}, ctx.Err()
+		}
+	}
+}
+
+// Result reads a finished job's result from the result stream, or ErrNotFound.
+func (d *Dispatcher) Result(ctx context.Context, jobID string) (messages.Result, error) {
+	if !subjects.Token(jobID) {
+		return messages.Result{}, ErrNotFound
+	}
+	msg, err := d.results.GetLastMsgForSubject(ctx, subjects.Results(jobID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return messages.Result{}, ErrNotFound
+	}
+	if err != nil {
+		return messages.Result{}, fmt.Errorf("get result of %s: %w", jobID, err)
+	}
+	var r messages.Result
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return messages.Result{}, fmt.Errorf("decode result of %s: %w", jobID, err)
+	}
+	return r, nil
+}
+
+// OwnerOf returns the user who submitted jobID, or ErrNotFound.
+func (d *Dispatcher) OwnerOf(ctx context.Context, jobID string) (string, error) {
+	if !subjects.Token(jobID) {
+		return "", ErrNotFound
+	}
+	e, err := d.index.Get(ctx, jobID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up job %s: %w", jobID, err)
+	}
+	var o Owner
+	if err := json.Unmarshal(e.Value(), &o); err != nil {
+		return "", fmt.Errorf("decode owner of %s: %w", jobID, err)
+	}
+	return o.UserID, nil
+}
