@@ -1,0 +1,37 @@
+# CodeExec: `make run` starts the all-in-one, `make test` runs every module's tests.
+SHELL := /bin/bash
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+
+MODULES := shared shared/embedded accounts ledger runner edge deploy
+SERVICES := edge runner ledger accounts
+BIN := bin
+GOFLAGS_TEST ?= -race -count=1 -timeout 30m
+
+.PHONY: all build run test images bench lint clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/codeexec ./deploy/cmd/codeexec
+	@for s in $(SERVICES); do echo "$(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s"; $(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s || exit 1; done
+
+images:
+	docker-images/build.sh
+
+run: build images
+	./$(BIN)/codeexec
+
+test: images
+	$(GO) test $(GOFLAGS_TEST) $(addprefix ./,$(addsuffix /...,$(MODULES)))
+
+bench: images
+	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./deploy/...
+
+lint:
+	@unformatted=$$(gofmt -l $(MODULES)); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
+
+clean:
+	rm -rf $(BIN)
