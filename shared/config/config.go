@@ -34,6 +34,25 @@ type Config struct {
 	LanguagesFile string        // CODEEXEC_LANGUAGES_FILE: the runner's language table; empty: built in
 	Languages     []string      // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
 	DebugFerretDB bool          // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
+
+	// NATSListen is where the all-in-one's embedded NATS also accepts TCP clients (other
+	// runners, say), as host:port; empty: in-process connections only.
+	NATSListen string // CODEEXEC_NATS_LISTEN
+	// Services are the parts the all-in-one runs (CODEEXEC_SERVICES, comma-separated).
+	Services []string
+}
+
+// AllServices are the parts of the all-in-one, in start order.
+var AllServices = []string{"accounts", "ledger", "runner", "edge"}
+
+// Runs reports whether the all-in-one should run service.
+func (c Config) Runs(service string) bool {
+	for _, s := range c.Services {
+		if s == service {
+			return true
+		}
+	}
+	return false
 }
 
 // Defaults returns the configuration used when no variable is set.
@@ -50,6 +69,7 @@ func Defaults() Config {
 		WaitTimeout:      60 * time.Second,
 		RunnerSlots:      4,
 		PoolSize:         2,
+		Services:         AllServices,
 	}
 }
 
@@ -91,6 +111,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	str("CODEEXEC_LOG_FORMAT", &c.LogFormat)
 	str("CODEEXEC_LOG_LEVEL", &c.LogLevel)
 	str("CODEEXEC_LANGUAGES_FILE", &c.LanguagesFile)
+	str("CODEEXEC_NATS_LISTEN", &c.NATSListen)
 	num("CODEEXEC_FREE_CREDIT_MICROS", &c.FreeCreditMicros)
 	num("CODEEXEC_PRICE_MICROS", &c.PriceMicros)
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)
@@ -103,11 +124,10 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		c.WaitTimeout = d
 	}
 	if v, ok := lookup("CODEEXEC_LANGUAGES"); ok && v != "" {
-		for _, l := range strings.Split(v, ",") {
-			if l = strings.TrimSpace(l); l != "" {
-				c.Languages = append(c.Languages, l)
-			}
-		}
+		c.Languages = list(v)
+	}
+	if v, ok := lookup("CODEEXEC_SERVICES"); ok && v != "" {
+		c.Services = list(v)
 	}
 	if v, ok := lookup("CODEEXEC_FERRETDB_LOGS"); ok {
 		c.DebugFerretDB = v == "1" || strings.EqualFold(v, "true")
@@ -116,6 +136,16 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+func list(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Validate reports settings that cannot work.
@@ -141,6 +171,15 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("CODEEXEC_LOG_FORMAT %q: want text or json", c.LogFormat))
+	}
+	for _, s := range c.Services {
+		known := false
+		for _, a := range AllServices {
+			known = known || s == a
+		}
+		if !known {
+			errs = append(errs, fmt.Errorf("CODEEXEC_SERVICES: unknown service %q (want %s)", s, strings.Join(AllServices, ",")))
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("CODEEXEC_DATA_DIR must not be empty"))

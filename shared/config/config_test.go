@@ -1,0 +1,54 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookupFrom(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := LoadFrom(lookupFrom(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.FreeCreditMicros != 1_000_000 || c.PriceMicros != 10_000 || c.Region != "local" {
+		t.Fatalf("got %+v, want the design's defaults", c)
+	}
+	for _, s := range AllServices {
+		if !c.Runs(s) {
+			t.Errorf("default does not run %s", s)
+		}
+	}
+}
+
+func TestLoadReadsVariables(t *testing.T) {
+	c, err := LoadFrom(lookupFrom(map[string]string{
+		"CODEEXEC_PRICE_MICROS": "500", "CODEEXEC_REGION": "eu-west", "CODEEXEC_WAIT_TIMEOUT": "5s",
+		"CODEEXEC_SERVICES": "edge, ledger", "CODEEXEC_LANGUAGES": "python,ruby",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PriceMicros != 500 || c.Region != "eu-west" || c.WaitTimeout != 5*time.Second {
+		t.Fatalf("got %+v", c)
+	}
+	if !c.Runs("edge") || c.Runs("runner") || len(c.Languages) != 2 {
+		t.Fatalf("got services %v languages %v", c.Services, c.Languages)
+	}
+}
+
+func TestLoadRefusesBadValues(t *testing.T) {
+	for key, val := range map[string]string{
+		"CODEEXEC_PRICE_MICROS": "ten", "CODEEXEC_REGION": "eu.west", "CODEEXEC_FREE_CREDIT_MICROS": "-1",
+		"CODEEXEC_SERVICES": "edge,mailer", "CODEEXEC_RUNNER_SLOTS": "0", "CODEEXEC_LOG_FORMAT": "xml",
+	} {
+		_, err := LoadFrom(lookupFrom(map[string]string{key: val}))
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%s: got %v, want an error naming %s", key, val, err, key)
+		}
+	}
+}
