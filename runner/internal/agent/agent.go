@@ -1,0 +1,245 @@
+// Package agent is the runner's NATS side: it binds the durable job consumer of every
+// served language, pulls one job per free slot, runs it in the sandbox, stores the result
+// in the results stream (then notifies the waiting edge) and acks; it also announces the
+// runner with heartbeats.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/codeexec/codeexec/runner/internal/sandbox"
+	"github.com/codeexec/codeexec/shared/languages"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/streams"
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+// Config tunes an Agent.
+type Config struct {
+	RunnerID string
+	Region   string
+	// Slots is how many jobs run at once.
+	Slots int
+	// MaxAckPending is set on the job consumers (streams.JobConsumerConfig); default Slots.
+	MaxAckPending int
+	// FetchExpiry bounds one pull request; default 1 s, or 250 ms when there are more
+	// languages than slots (an idle pull holds a slot, so pulls must rotate).
+	FetchExpiry time.Duration
+	// NakDelay is how long a job that hit an infrastructure failure waits before redelivery.
+	NakDelay time.Duration
+	// ProgressEvery is the interval of InProgress pings while a job runs.
+	ProgressEvery time.Duration
+	// HeartbeatEvery is the interval of heartbeats; default messages.HeartbeatInterval.
+	HeartbeatEvery time.Duration
+}
+
+func (c *Config) defaults(langs int) {
+	if c.Slots < 1 {
+		c.Slots = 1
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = c.Slots
+	}
+	if c.FetchExpiry == 0 {
+		c.FetchExpiry = time.Second
+		if langs > c.Slots {
+			c.FetchExpiry = 250 * time.Millisecond
+		}
+	}
+	if c.NakDelay == 0 {
+		c.NakDelay = 3 * time.Second
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = 10 * time.Second
+	}
+	if c.HeartbeatEvery == 0 {
+		c.HeartbeatEvery = messages.HeartbeatInterval
+	}
+}
+
+// Sandbox is what the agent needs of the sandbox.
+type Sandbox interface {
+	Run(ctx context.Context, c *sandbox.Container, job sandbox.Job) (sandbox.Outcome, error)
+	Remove(ctx context.Context, id string)
+}
+
+// Pool hands out fresh containers.
+type Pool interface {
+	Take(ctx context.Context, lang, jobID string) (*sandbox.Container, bool, error)
+}
+
+// Agent pulls and runs jobs.
+type Agent struct {
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	sb      Sandbox
+	pool    Pool
+	catalog *languages.Catalog
+	langs   []*languages.Language
+	metrics *Metrics
+	log     *slog.Logger
+
+	slots chan struct{}
+	// maxDeliver is each consumer's MaxDeliver (by language), read-only once Run pulls.
+	maxDeliver map[string]uint64
+	draining   atomic.Bool
+	removals   sync.WaitGroup
+}
+
+// New returns an Agent serving langs (entries of catalog).
+func New(cfg Config, nc *nats.Conn, sb Sandbox, pool Pool, catalog *languages.Catalog,
+	langs []*languages.Language, m *Metrics, log *slog.Logger) (*Agent, error) {
+	if len(langs) == 0 {
+		return nil, errors.New("no languages to serve")
+	}
+	cfg.defaults(len(langs))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Agent{
+		cfg: cfg, nc: nc, js: js, sb: sb, pool: pool, catalog: catalog, langs: langs,
+		metrics: m, log: log, slots: make(chan struct{}, cfg.Slots), maxDeliver: map[string]uint64{},
+	}, nil
+}
+
+// Run pulls jobs until ctx ends, then drains: it stops pulling, finishes the jobs it holds
+// and publishes their results, and returns once their containers are removed.
+func (a *Agent) Run(ctx context.Context) error {
+	results, err := a.js.Stream(ctx, subjects.ResultsStream)
+	if err != nil {
+		return fmt.Errorf("results stream %s (is it provisioned? streams.Ensure): %w", subjects.ResultsStream, err)
+	}
+	consumers := make([]jetstream.Consumer, len(a.langs))
+	for i, l := range a.langs {
+		if consumers[i], err = a.bind(ctx, l.Name); err != nil {
+			return err
+		}
+		a.maxDeliver[l.Name] = streams.JobMaxDeliver
+		if info := consumers[i].CachedInfo(); info != nil && info.Config.MaxDeliver > 0 {
+			a.maxDeliver[l.Name] = uint64(info.Config.MaxDeliver)
+		}
+	}
+	a.metrics.SlotsFree.Set(float64(a.cfg.Slots))
+
+	hbCtx, stopHeartbeats := context.WithCancel(context.WithoutCancel(ctx))
+	var hb sync.WaitGroup
+	hb.Add(1)
+	go func() {
+		defer hb.Done()
+		a.heartbeats(hbCtx)
+	}()
+
+	var jobs, pullers sync.WaitGroup
+	jobCtx := context.WithoutCancel(ctx) // jobs outlive the pull loop: drained, not cut
+	for i, l := range a.langs {
+		pullers.Add(1)
+		go func() {
+			defer pullers.Done()
+			a.pull(ctx, jobCtx, l, consumers[i], results, &jobs)
+		}()
+	}
+	a.log.Info("runner agent started", "runner_id", a.cfg.RunnerID, "region", a.cfg.Region,
+		"languages", a.names(), "slots", a.cfg.Slots)
+
+	<-ctx.Done()
+	a.draining.Store(true)
+	a.heartbeat(jobCtx)
+	a.log.Info("draining: no more pulls, finishing held jobs")
+	pullers.Wait()
+	jobs.Wait()
+	a.removals.Wait()
+	stopHeartbeats()
+	hb.Wait()
+	a.log.Info("drained")
+	return nil
+}
+
+// bind creates or updates the durable consumer of lang; a runner without the permission to
+// create consumers binds the provisioned one.
+func (a *Agent) bind(ctx context.Context, lang string) (jetstream.Consumer, error) {
+	cfg := streams.JobConsumerConfig(a.cfg.Region, lang, a.cfg.MaxAckPending)
+	c, err := a.js.CreateOrUpdateConsumer(ctx, subjects.JobsStream, cfg)
+	if err == nil {
+		return c, nil
+	}
+	c, berr := a.js.Consumer(ctx, subjects.JobsStream, cfg.Durable)
+	if berr != nil {
+		return nil, fmt.Errorf("job consumer %s: create: %w; bind: %w", cfg.Durable, err, berr)
+	}
+	a.log.Warn("job consumer not updated, bound as is", "consumer", cfg.Durable, "err", err)
+	return c, nil
+}
+
+// pull takes one job of lang per free slot until ctx ends.
+func (a *Agent) pull(ctx, jobCtx context.Context, lang *languages.Language, cons jetstream.Consumer,
+	results jetstream.Stream, jobs *sync.WaitGroup) {
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case a.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		if ctx.Err() != nil {
+			a.release()
+			return
+		}
+		a.metrics.SlotsFree.Set(float64(a.free()))
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(a.cfg.FetchExpiry))
+		if err != nil {
+			a.release()
+			a.log.Warn("pull job", "language", lang.Name, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		var msg jetstream.Msg
+		for m := range batch.Messages() {
+			msg = m
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && msg == nil {
+			a.log.Debug("pull job ended", "language", lang.Name, "err", err)
+		}
+		backoff = 100 * time.Millisecond
+		if msg == nil {
+			a.release()
+			continue
+		}
+		jobs.Add(1)
+		go func() {
+			defer jobs.Done()
+			defer a.release()
+			a.handle(jobCtx, lang, msg, results)
+		}()
+	}
+}
+
+func (a *Agent) release() {
+	<-a.slots
+	a.metrics.SlotsFree.Set(float64(a.free()))
+}
+
+func (a *Agent) free() int { return a.cfg.Slots - len(a.slots) }
+
+func (a *Agent) names() []string {
+	n := make([]string, len(a.langs))
+	for i, l := range a.langs {
+		n[i] = l.Name
+	}
+	return n
+}

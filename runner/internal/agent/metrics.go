@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/codeexec/codeexec/shared/metrics"
+)
+
+// Metrics are the runner's Prometheus series, prefixed codeexec_runner_.
+type Metrics struct {
+	Jobs           *prometheus.CounterVec   // jobs_total{language,status}
+	JobDuration    *prometheus.HistogramVec // job_duration_seconds{language}
+	ContainerStart prometheus.Histogram     // container_start_seconds
+	PoolWarm       *prometheus.GaugeVec     // pool_warm{language}
+	SlotsFree      prometheus.Gauge         // slots_free
+}
+
+// NewMetrics registers the runner's series on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "jobs_total",
+			Help: "Jobs handled, by language and outcome (a result status, or requeued / rejected).",
+		}, []string{"language", "status"}),
+		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "job_duration_seconds",
+			Help:    "Whole job: from the pull to the ack, container included.",
+			Buckets: metrics.LatencyBuckets,
+		}, []string{"language"}),
+		ContainerStart: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "container_start_seconds",
+			Help:    "Container create and start.",
+			Buckets: metrics.LatencyBuckets,
+		}),
+		PoolWarm: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "pool_warm",
+			Help: "Warm (created, started, unused) containers by language.",
+		}, []string{"language"}),
+		SlotsFree: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "slots_free",
+			Help: "Job slots not running a job.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.PoolWarm, m.SlotsFree} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,151 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// execSpec is one process to run in a container.
+type execSpec struct {
+	op        string // for errors: "unpack files", "compile", "run"
+	cmd       []string
+	stdin     io.Reader // nil: stdin closed at once
+	timeout   time.Duration
+	outputCap int64
+	// memLimit is the container's memory limit, for usage taken on a kill.
+	wantUsage bool
+}
+
+// execEnd says how an exec ended.
+type execEnd int
+
+const (
+	endExited  execEnd = iota // the process exited by itself (exitCode is valid)
+	endTimeout                // the wall-time deadline passed; the container was killed
+	endOutput                 // the output cap was reached; the container was killed
+)
+
+type execResult struct {
+	end      execEnd
+	exitCode int
+	out      *capture
+	wall     time.Duration
+	// usage is the container's usage when the process ended or right before the kill.
+	usage    usage
+	hasUsage bool
+}
+
+// exec runs spec in c and waits for it to end, to time out or to write too much. On a
+// timeout or an output overflow it takes the container's usage, then kills the container:
+// such a container is finished.
+func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
+	res := execResult{out: newCapture(spec.outputCap)}
+	created, err := s.docker.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
+		User:         User,
+		WorkingDir:   WorkDir,
+		Cmd:          spec.cmd,
+		AttachStdin:  spec.stdin != nil,
+		AttachStdout: true,
+		AttachStderr: true,
+	})
+	if err != nil {
+		return res, infra("create exec "+spec.op, err)
+	}
+	hj, err := s.docker.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return res, infra("start exec "+spec.op, err)
+	}
+	start := time.Now()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer hj.Close()
+	if spec.stdin != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A program that does not read its stdin, or dies, makes this fail: fine.
+			_, _ = io.Copy(hj.Conn, spec.stdin)
+			_ = hj.CloseWrite()
+		}()
+	}
+
+	copied := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, err := stdcopy.StdCopy(res.out.Stdout(), res.out.Stderr(), hj.Reader)
+		copied <- err
+	}()
+
+	timer := time.NewTimer(spec.timeout)
+	defer timer.Stop()
+	var copyErr error
+	select {
+	case copyErr = <-copied:
+		res.wall = time.Since(start)
+		if errors.Is(copyErr, errOutputLimit) {
+			res.end = endOutput
+		}
+	case <-timer.C:
+		res.wall = time.Since(start)
+		res.end = endTimeout
+	case <-ctx.Done():
+		s.kill(context.WithoutCancel(ctx), c.ID)
+		return res, infra(spec.op, ctx.Err())
+	}
+
+	if res.end != endExited {
+		// Usage first: a killed container's cgroup is gone.
+		if spec.wantUsage {
+			res.usage, res.hasUsage = s.usage(ctx, c.ID)
+		}
+		s.kill(ctx, c.ID)
+		hj.Close()
+		if res.end == endTimeout {
+			<-copied
+		}
+		return res, nil
+	}
+	if copyErr != nil {
+		return res, infra("read output of "+spec.op, copyErr)
+	}
+	code, err := s.exitCode(ctx, created.ID)
+	if err != nil {
+		return res, infra("inspect exec "+spec.op, err)
+	}
+	res.exitCode = code
+	if spec.wantUsage {
+		res.usage, res.hasUsage = s.usage(ctx, c.ID)
+	}
+	return res, nil
+}
+
+// exitCode waits for the exec to be reported as finished (its output stream can end a
+// moment before) and returns its exit code.
+func (s *Sandbox) exitCode(ctx context.Context, execID string) (int, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		ins, err := s.docker.ContainerExecInspect(ctx, execID)
+		if err != nil {
+			return 0, err
+		}
+		if !ins.Running {
+			return ins.ExitCode, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, errors.New("exec still running after its output ended")
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}

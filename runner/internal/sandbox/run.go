@@ -1,0 +1,251 @@
+package sandbox
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/codeexec/codeexec/shared/languages"
+	"github.com/codeexec/codeexec/shared/messages"
+)
+
+// Job is what the sandbox needs of a job.
+type Job struct {
+	ID       string
+	Language *languages.Language
+	Files    []messages.File
+	Stdin    string
+	Args     []string
+	// Limits are the effective limits (languages.Catalog.Effective), all fields set.
+	Limits messages.Limits
+}
+
+// Outcome is how the user's program fared. Every figure is measured.
+type Outcome struct {
+	Status        messages.Status
+	Stdout        string
+	Stderr        string
+	CompileOutput string
+	ExitCode      *int
+	Signal        string
+	ErrorMessage  string
+	WallTime      time.Duration // of the run step
+	CPUTime       time.Duration // of the run step (the container's, without the compile)
+	MemoryBytes   int64         // the container's peak
+}
+
+// oomGrace is how long a SIGKILLed program's result waits for Docker's oom event.
+const oomGrace = 300 * time.Millisecond
+
+// Run runs job in c, which must be fresh. c is finished afterwards: the caller removes it.
+// The error is an *InfraError when the platform failed; whatever the program did is in
+// the Outcome.
+func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, error) {
+	var out Outcome
+	lim := job.Limits
+	entry, ok := entryPoint(job.Files)
+	if !ok {
+		return out, infraf("prepare", "job has no entry point")
+	}
+	if err := s.update(ctx, c, lim); err != nil {
+		return out, err
+	}
+
+	archive, err := tarFiles(job.Files)
+	if err != nil {
+		return out, infra("pack files", err)
+	}
+	unpack, err := s.exec(ctx, c, execSpec{
+		op: "unpack files", cmd: []string{"tar", "-x", "-C", WorkDir, "-f", "-"},
+		stdin: bytes.NewReader(archive), timeout: 30 * time.Second, outputCap: 64 << 10,
+	})
+	if err != nil {
+		return out, err
+	}
+	if unpack.end != endExited || unpack.exitCode != 0 {
+		_, stderr := unpack.out.Strings()
+		return out, infraf("unpack files", "tar ended %d (exit %d): %s", unpack.end, unpack.exitCode, strings.TrimSpace(stderr))
+	}
+
+	var before usage
+	if len(job.Language.Compile) > 0 {
+		comp, err := s.exec(ctx, c, execSpec{
+			op: "compile", cmd: expand(job.Language.Compile, entry, nil),
+			timeout: ms(lim.CompileTimeMs), outputCap: lim.OutputBytes,
+		})
+		if err != nil {
+			return out, err
+		}
+		stdout, stderr := comp.out.Strings()
+		out.CompileOutput = stdout + stderr
+		switch {
+		case comp.end == endTimeout:
+			out.Status = messages.StatusCompileError
+			out.ErrorMessage = fmt.Sprintf("compilation exceeded the time limit of %s", ms(lim.CompileTimeMs))
+			return out, nil
+		case comp.end == endOutput:
+			out.Status = messages.StatusCompileError
+			out.ErrorMessage = "compiler output exceeded the output limit"
+			return out, nil
+		case comp.exitCode != 0:
+			out.Status = messages.StatusCompileError
+			out.ErrorMessage = fmt.Sprintf("compiler exited with code %d", comp.exitCode)
+			if s.oom.wait(ctx, c.ID, 0) {
+				out.ErrorMessage = "the compiler ran out of memory"
+			}
+			return out, nil
+		}
+		// The run's CPU time excludes the compile's.
+		before, _ = s.usage(ctx, c.ID)
+	}
+
+	run, err := s.exec(ctx, c, execSpec{
+		op: "run", cmd: expand(job.Language.Run, entry, job.Args),
+		stdin: strings.NewReader(job.Stdin), timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes,
+		wantUsage: true,
+	})
+	if err != nil {
+		return out, err
+	}
+	out.Stdout, out.Stderr = run.out.Strings()
+	out.WallTime = run.wall
+	if run.hasUsage {
+		out.CPUTime = max(run.usage.cpu-before.cpu, 0)
+		out.MemoryBytes = run.usage.peakMemory
+	}
+	switch run.end {
+	case endTimeout:
+		out.Status = messages.StatusTimeLimit
+		out.ErrorMessage = fmt.Sprintf("the program exceeded the time limit of %s", ms(lim.RunTimeMs))
+		return out, nil
+	case endOutput:
+		out.Status = messages.StatusOutputLimit
+		out.ErrorMessage = fmt.Sprintf("the program wrote more than %d bytes", lim.OutputBytes)
+		return out, nil
+	}
+	code := run.exitCode
+	if code == 0 {
+		out.Status = messages.StatusSucceeded
+		out.ExitCode = &code
+		return out, nil
+	}
+	if s.oomKilled(ctx, c, code, run.usage.peakMemory) {
+		out.Status = messages.StatusMemoryLimit
+		out.Signal = signalName(code - 128)
+		out.ErrorMessage = fmt.Sprintf("the program exceeded the memory limit of %d MiB", lim.MemoryBytes>>20)
+		return out, nil
+	}
+	out.Status = messages.StatusRuntimeError
+	out.ExitCode = &code
+	if code > 128 && code < 128+65 {
+		out.Signal = signalName(code - 128)
+		out.ErrorMessage = "the program was killed by " + out.Signal
+	} else {
+		out.ErrorMessage = fmt.Sprintf("the program exited with code %d", code)
+	}
+	return out, nil
+}
+
+// oomKilled decides, from evidence, whether the kernel's OOM killer struck the run: Docker's
+// oom event for the container, or — should the event stream have missed it — a SIGKILL
+// death with the cgroup's peak at its limit.
+func (s *Sandbox) oomKilled(ctx context.Context, c *Container, code int, peak int64) bool {
+	grace := time.Duration(0)
+	if code == 128+9 {
+		grace = oomGrace
+	}
+	if s.oom.wait(ctx, c.ID, grace) {
+		return true
+	}
+	return code == 128+9 && c.Limits.MemoryBytes > 0 && peak >= c.Limits.MemoryBytes
+}
+
+func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func entryPoint(files []messages.File) (string, bool) {
+	for _, f := range files {
+		if f.IsEntryPoint {
+			return f.Filename, true
+		}
+	}
+	return "", false
+}
+
+// expand substitutes the placeholders of a language's command and appends args:
+// {entry} is the entry point's path, {main} its base name without extension.
+func expand(argv []string, entry string, args []string) []string {
+	base := path.Base(entry)
+	main := strings.TrimSuffix(base, path.Ext(base))
+	r := strings.NewReplacer("{entry}", entry, "{main}", main)
+	out := make([]string, 0, len(argv)+len(args))
+	for _, a := range argv {
+		out = append(out, r.Replace(a))
+	}
+	return append(out, args...)
+}
+
+// tarFiles packs the job's files, owned by the sandbox user, directories included.
+func tarFiles(files []messages.File) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	now := time.Now()
+	for _, f := range files {
+		if err := messages.ValidateFilename(f.Filename); err != nil {
+			return nil, err
+		}
+		for d := path.Dir(f.Filename); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for _, d := range sortedDirs(dirs) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, Uid: 10001, Gid: 10001, ModTime: now}); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range files {
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.Filename, Mode: 0o644, Size: int64(len(f.Code)), Uid: 10001, Gid: 10001, ModTime: now}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(f.Code)); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// sortedDirs returns parents before children.
+func sortedDirs(dirs map[string]bool) []string {
+	out := make([]string, 0, len(dirs))
+	for d := range dirs {
+		out = append(out, d)
+	}
+	// Shorter paths (by segment count) first puts every parent before its children.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && strings.Count(out[j], "/") < strings.Count(out[j-1], "/"); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+var signalNames = map[int]string{
+	1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
+	8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE",
+	14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS",
+}
+
+func signalName(n int) string {
+	if name, ok := signalNames[n]; ok {
+		return name
+	}
+	return fmt.Sprintf("signal %d", n)
+}

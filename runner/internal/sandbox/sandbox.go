@@ -1,0 +1,208 @@
+// Package sandbox runs one job in one fresh, locked-down Docker container through the Docker
+// Engine SDK: no network, read-only root, a size-capped tmpfs work dir owned by the
+// unprivileged user, all capabilities dropped, no-new-privileges, pids/memory/CPU limits,
+// a wall-time kill, capped output and OOM detection.
+//
+// A container runs `sleep infinity` under docker-init until the job's steps are exec'd into
+// it: a tar stream of the files unpacked into /work, an optional compile, then the program.
+// A container serves one job and is then removed, whatever happened.
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/codeexec/codeexec/shared/languages"
+	"github.com/codeexec/codeexec/shared/messages"
+)
+
+// Labels on every container the runner creates.
+const (
+	LabelManaged  = "org.codeexec.managed"
+	LabelRunner   = "org.codeexec.runner"
+	LabelHost     = "org.codeexec.host"
+	LabelPID      = "org.codeexec.pid"
+	LabelLanguage = "org.codeexec.language"
+	LabelJob      = "org.codeexec.job"
+)
+
+// Sandbox settings that are the same for every language.
+const (
+	// User is the unprivileged user of the language images.
+	User = "10001:10001"
+	// WorkDir is the job's tmpfs: the files are unpacked there and the program runs there.
+	WorkDir      = "/work"
+	workDirBytes = 64 << 20
+	tmpDirBytes  = 16 << 20
+	nofile       = 1024
+)
+
+// Container is a created and started container that has not served a job yet.
+type Container struct {
+	ID       string
+	Language string
+	// Limits the container was created with (memory, CPU, pids); a job with other limits
+	// updates them before it runs.
+	Limits  messages.Limits
+	Created time.Time
+}
+
+// Options configures a Sandbox.
+type Options struct {
+	// RunnerID labels every container, so that a runner finds its own.
+	RunnerID string
+	Log      *slog.Logger
+	// OnContainerStart observes how long create+start took (for metrics); optional.
+	OnContainerStart func(time.Duration)
+}
+
+// Sandbox creates containers and runs jobs in them.
+type Sandbox struct {
+	docker   *client.Client
+	runnerID string
+	host     string
+	pid      int
+	log      *slog.Logger
+	oom      *oomWatcher
+	onStart  func(time.Duration)
+}
+
+// New returns a Sandbox. Call Watch before running jobs, so that OOM kills are seen.
+func New(docker *client.Client, o Options) *Sandbox {
+	host, _ := os.Hostname()
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sandbox{
+		docker:   docker,
+		runnerID: o.RunnerID,
+		host:     host,
+		pid:      os.Getpid(),
+		log:      log,
+		oom:      newOOMWatcher(),
+		onStart:  o.OnContainerStart,
+	}
+}
+
+// Watch follows Docker's oom events for this runner's containers until ctx ends.
+func (s *Sandbox) Watch(ctx context.Context) { s.oom.run(ctx, s.docker, s.runnerID, s.log) }
+
+// WatchReady reports whether the OOM event subscription is established.
+func (s *Sandbox) WatchReady() <-chan struct{} { return s.oom.ready }
+
+// Create creates and starts a container for lang with the default limits lim. jobID, when
+// not empty, is put in a label (a warm pool's containers do not know their job yet).
+func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim messages.Limits, jobID string) (*Container, error) {
+	start := time.Now()
+	labels := map[string]string{
+		LabelManaged:  "true",
+		LabelRunner:   s.runnerID,
+		LabelHost:     s.host,
+		LabelPID:      strconv.Itoa(s.pid),
+		LabelLanguage: lang.Name,
+	}
+	if jobID != "" {
+		labels[LabelJob] = jobID
+	}
+	init := true
+	cfg := &container.Config{
+		Image:           lang.Image,
+		User:            User,
+		Cmd:             []string{"sleep", "infinity"},
+		Entrypoint:      []string{},
+		WorkingDir:      WorkDir,
+		Hostname:        "sandbox",
+		NetworkDisabled: true,
+		Labels:          labels,
+	}
+	hc := &container.HostConfig{
+		NetworkMode:    "none",
+		ReadonlyRootfs: true,
+		Tmpfs: map[string]string{
+			WorkDir: fmt.Sprintf("rw,exec,size=%d,uid=10001,gid=10001,mode=0700", workDirBytes),
+			"/tmp":  fmt.Sprintf("rw,exec,nosuid,size=%d,uid=10001,gid=10001,mode=0700", tmpDirBytes),
+		},
+		CapDrop:     []string{"ALL"},
+		SecurityOpt: []string{"no-new-privileges"},
+		Init:        &init,
+		IpcMode:     "private",
+		LogConfig:   container.LogConfig{Type: "none"},
+		Resources:   resources(lim),
+	}
+	hc.Resources.Ulimits = []*container.Ulimit{
+		{Name: "nofile", Soft: nofile, Hard: nofile},
+		{Name: "fsize", Soft: workDirBytes, Hard: workDirBytes},
+		{Name: "core", Soft: 0, Hard: 0},
+	}
+	created, err := s.docker.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{}, nil, "")
+	if err != nil {
+		return nil, infra("create container", err)
+	}
+	if err := s.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		s.Remove(context.WithoutCancel(ctx), created.ID)
+		return nil, infra("start container", err)
+	}
+	if s.onStart != nil {
+		s.onStart(time.Since(start))
+	}
+	return &Container{ID: created.ID, Language: lang.Name, Limits: lim, Created: time.Now()}, nil
+}
+
+func resources(lim messages.Limits) container.Resources {
+	pids := lim.Pids
+	return container.Resources{
+		Memory:     lim.MemoryBytes,
+		MemorySwap: lim.MemoryBytes, // no swap: memory+swap = memory
+		NanoCPUs:   lim.CPUMillis * 1_000_000,
+		PidsLimit:  &pids,
+	}
+}
+
+// update applies lim to a running container whose limits differ.
+func (s *Sandbox) update(ctx context.Context, c *Container, lim messages.Limits) error {
+	if c.Limits.MemoryBytes == lim.MemoryBytes && c.Limits.CPUMillis == lim.CPUMillis && c.Limits.Pids == lim.Pids {
+		return nil
+	}
+	if _, err := s.docker.ContainerUpdate(ctx, c.ID, container.UpdateConfig{Resources: resources(lim)}); err != nil {
+		return infra("update container limits", err)
+	}
+	c.Limits.MemoryBytes, c.Limits.CPUMillis, c.Limits.Pids = lim.MemoryBytes, lim.CPUMillis, lim.Pids
+	return nil
+}
+
+// Remove force-removes a container; a container already gone is not an error.
+func (s *Sandbox) Remove(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := s.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		s.log.Warn("remove container", "container_id", short(id), "err", err)
+	}
+	s.oom.forget(id)
+}
+
+// kill sends SIGKILL to the container's init, which takes every process of the container
+// with it. A container already stopped or gone is not an error.
+func (s *Sandbox) kill(ctx context.Context, id string) {
+	err := s.docker.ContainerKill(ctx, id, "KILL")
+	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) && !errdefs.IsNotModified(err) {
+		s.log.Warn("kill container", "container_id", short(id), "err", err)
+	}
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

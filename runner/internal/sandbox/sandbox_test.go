@@ -1,0 +1,166 @@
+package sandbox_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/codeexec/codeexec/runner/internal/sandbox"
+	"github.com/codeexec/codeexec/runner/internal/testenv"
+	"github.com/codeexec/codeexec/shared/languages"
+	"github.com/codeexec/codeexec/shared/messages"
+)
+
+type harness struct {
+	sb      *sandbox.Sandbox
+	catalog *languages.Catalog
+	docker  *client.Client
+}
+
+func newHarness(t *testing.T, langs ...string) *harness {
+	t.Helper()
+	docker := testenv.Docker(t)
+	catalog := testenv.Catalog(t)
+	for _, l := range langs {
+		testenv.RequireImage(t, docker, catalog, l)
+	}
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sb := sandbox.New(docker, sandbox.Options{RunnerID: "test-" + hex.EncodeToString(id), Log: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); sb.Watch(ctx) }()
+	<-sb.WatchReady()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		// Every container this sandbox made must be gone once removal has run.
+		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer ccancel()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ids, err := sb.List(cctx)
+			if err != nil {
+				t.Fatalf("list containers: %v", err)
+			}
+			if len(ids) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%d containers left behind: %v", len(ids), ids)
+				_, _ = sb.RemoveLeftovers(cctx)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return &harness{sb: sb, catalog: catalog, docker: docker}
+}
+
+// run runs code as the entry point of lang with the language's limits lowered by req.
+func (h *harness) run(t *testing.T, lang, code, stdin string, req messages.Limits, args ...string) sandbox.Outcome {
+	t.Helper()
+	l, ok := h.catalog.Resolve(lang)
+	if !ok {
+		t.Fatalf("language %s not in the table", lang)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := h.sb.Create(ctx, l, h.catalog.Defaults(l), "")
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	defer h.sb.Remove(context.Background(), c.ID)
+	out, err := h.sb.Run(ctx, c, sandbox.Job{
+		ID: "test", Language: l, Stdin: stdin, Args: args,
+		Files:  []messages.File{{Filename: l.SourceFile, Code: code, IsEntryPoint: true}},
+		Limits: h.catalog.Effective(l, req),
+	})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return out
+}
+
+func wantStatus(t *testing.T, out sandbox.Outcome, want messages.Status) {
+	t.Helper()
+	if out.Status != want {
+		t.Fatalf("status: got %s, want %s\nerror: %s\nstdout: %.500s\nstderr: %.2000s\ncompile: %.2000s",
+			out.Status, want, out.ErrorMessage, out.Stdout, out.Stderr, out.CompileOutput)
+	}
+}
+
+type program struct {
+	lang string
+	code string
+}
+
+func TestHelloWorldEchoesStdin(t *testing.T) {
+	for _, p := range []program{
+		{"python", "import sys\nprint('hello ' + sys.stdin.read().strip())\n"},
+		{"javascript", "let s='';process.stdin.on('data',d=>s+=d);process.stdin.on('end',()=>console.log('hello '+s.trim()));\n"},
+	} {
+		t.Run(p.lang, func(t *testing.T) {
+			h := newHarness(t, p.lang)
+			out := h.run(t, p.lang, p.code, "world\n", messages.Limits{})
+			wantStatus(t, out, messages.StatusSucceeded)
+			if out.Stdout != "hello world\n" {
+				t.Errorf("stdout: got %q, want %q", out.Stdout, "hello world\n")
+			}
+			if out.ExitCode == nil || *out.ExitCode != 0 {
+				t.Errorf("exit code: got %v, want 0", out.ExitCode)
+			}
+			if out.WallTime <= 0 || out.CPUTime <= 0 || out.MemoryBytes <= 0 {
+				t.Errorf("usage not measured: wall %s cpu %s memory %d", out.WallTime, out.CPUTime, out.MemoryBytes)
+			}
+			t.Logf("wall %s cpu %s memory %.1f MiB", out.WallTime, out.CPUTime, float64(out.MemoryBytes)/(1<<20))
+		})
+	}
+}
+
+func TestExitCodeIsRuntimeError(t *testing.T) {
+	for _, p := range []program{
+		{"python", "import sys\nprint('bye', file=sys.stderr)\nsys.exit(3)\n"},
+		{"javascript", "console.error('bye');process.exit(3);\n"},
+	} {
+		t.Run(p.lang, func(t *testing.T) {
+			h := newHarness(t, p.lang)
+			out := h.run(t, p.lang, p.code, "", messages.Limits{})
+			wantStatus(t, out, messages.StatusRuntimeError)
+			if out.ExitCode == nil || *out.ExitCode != 3 {
+				t.Errorf("exit code: got %v, want 3", out.ExitCode)
+			}
+			if out.Stderr != "bye\n" {
+				t.Errorf("stderr: got %q, want %q", out.Stderr, "bye\n")
+			}
+		})
+	}
+}
+
+func TestArgsAreAppended(t *testing.T) {
+	h := newHarness(t, "python")
+	out := h.run(t, "python", "import sys\nprint(sys.argv[1:])\n", "", messages.Limits{}, "a b", "c")
+	wantStatus(t, out, messages.StatusSucceeded)
+	if want := "['a b', 'c']\n"; out.Stdout != want {
+		t.Errorf("stdout: got %q, want %q", out.Stdout, want)
+	}
+}
+
+func TestSignalDeathNamesTheSignal(t *testing.T) {
+	h := newHarness(t, "python")
+	out := h.run(t, "python", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "", messages.Limits{})
+	wantStatus(t, out, messages.StatusRuntimeError)
+	if out.Signal != "SIGSEGV" || !strings.Contains(out.ErrorMessage, "SIGSEGV") {
+		t.Errorf("signal: got %q (%q), want SIGSEGV", out.Signal, out.ErrorMessage)
+	}
+}

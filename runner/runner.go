@@ -1,0 +1,178 @@
+// Package runner is the CodeExec runner: the agent on each Docker host that pulls jobs of
+// the languages it serves from NATS, runs each in a fresh locked-down container through the
+// Docker Engine SDK, and publishes results and heartbeats.
+//
+//	r, err := runner.New(cfg, nc, docker, registry, log)
+//	err = r.Run(ctx) // blocks; when ctx ends it drains and returns
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/codeexec/codeexec/runner/internal/agent"
+	"github.com/codeexec/codeexec/runner/internal/pool"
+	"github.com/codeexec/codeexec/runner/internal/sandbox"
+	"github.com/codeexec/codeexec/shared/config"
+	"github.com/codeexec/codeexec/shared/languages"
+)
+
+// Config is the part of the shared configuration the runner reads: Region, RunnerSlots,
+// PoolSize, LanguagesFile (the language table; empty: the built-in one) and Languages (the
+// languages to serve; empty: every language of the table whose image is present).
+type Config = config.Config
+
+// Runner is one runner process.
+type Runner struct {
+	cfg     Config
+	id      string
+	nc      *nats.Conn
+	docker  *client.Client
+	log     *slog.Logger
+	catalog *languages.Catalog
+	metrics *agent.Metrics
+	sb      *sandbox.Sandbox
+}
+
+// New prepares a runner; Run starts it. reg receives the codeexec_runner_* metrics.
+func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Registerer, log *slog.Logger) (*Runner, error) {
+	if nc == nil || docker == nil {
+		return nil, errors.New("runner needs a NATS connection and a Docker client")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	catalog, err := languages.Load(cfg.LanguagesFile)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range cfg.Languages {
+		if _, ok := catalog.Resolve(name); !ok {
+			return nil, fmt.Errorf("CODEEXEC_LANGUAGES: %q is not in the language table", name)
+		}
+	}
+	m, err := agent.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	id := newID()
+	log = log.With("runner_id", id)
+	sb := sandbox.New(docker, sandbox.Options{
+		RunnerID:         id,
+		Log:              log,
+		OnContainerStart: func(d time.Duration) { m.ContainerStart.Observe(d.Seconds()) },
+	})
+	return &Runner{cfg: cfg, id: id, nc: nc, docker: docker, log: log, catalog: catalog, metrics: m, sb: sb}, nil
+}
+
+// ID is the runner's id, as in its heartbeats, results and container labels.
+func (r *Runner) ID() string { return r.id }
+
+// Run serves jobs until ctx ends, then drains: it stops pulling, finishes the jobs it holds,
+// publishes their results, removes its warm containers and returns.
+func (r *Runner) Run(ctx context.Context) error {
+	if n, err := r.sb.RemoveLeftovers(ctx); err != nil {
+		return fmt.Errorf("remove leftover containers: %w", err)
+	} else if n > 0 {
+		r.log.Info("removed leftover containers", "count", n)
+	}
+	langs, err := r.served(ctx)
+	if err != nil {
+		return err
+	}
+
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	poolCtx, stopPool := context.WithCancel(bg)
+	defer func() {
+		// Drained (or failed to start): the pool's containers go, then the OOM watcher.
+		stopPool()
+		stopBackground()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.sb.Watch(bg)
+	}()
+
+	warm := make([]pool.Language, len(langs))
+	for i, l := range langs {
+		warm[i] = pool.Language{Lang: l, Limits: r.catalog.Defaults(l)}
+	}
+	p := pool.New(r.sb, r.cfg.PoolSize, warm, r.log, func(lang string, n int) {
+		r.metrics.PoolWarm.WithLabelValues(lang).Set(float64(n))
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.Run(poolCtx)
+	}()
+
+	a, err := agent.New(agent.Config{RunnerID: r.id, Region: r.cfg.Region, Slots: r.cfg.RunnerSlots},
+		r.nc, r.sb, p, r.catalog, langs, r.metrics, r.log)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// served returns the languages to serve: those configured (or all), minus those whose image
+// is not on the Docker host, which are logged and left out, so that heartbeats never
+// announce a language this runner cannot run.
+func (r *Runner) served(ctx context.Context) ([]*languages.Language, error) {
+	names := r.cfg.Languages
+	if len(names) == 0 {
+		names = r.catalog.Names()
+	}
+	var langs []*languages.Language
+	for _, n := range names {
+		l, _ := r.catalog.Resolve(n)
+		if _, err := r.docker.ImageInspect(ctx, l.Image); err != nil {
+			r.log.Error("language image missing: not serving it (run `make images`)", "language", l.Name, "image", l.Image, "err", err)
+			continue
+		}
+		langs = append(langs, l)
+	}
+	if len(langs) == 0 {
+		return nil, fmt.Errorf("no language image is present on the Docker host (run `make images`): %s", strings.Join(names, ", "))
+	}
+	return langs, nil
+}
+
+// newID names a runner after its host, with a random suffix so that two runners of one host
+// (and one runner's successive lives) differ.
+func newID() string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	for _, c := range strings.ToLower(host) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
+			b.WriteRune(c)
+		}
+	}
+	name := b.String()
+	if len(name) > 32 {
+		name = name[:32]
+	}
+	if name == "" {
+		name = "runner"
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	return name + "-" + hex.EncodeToString(suffix)
+}

@@ -1,0 +1,269 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/codeexec/codeexec/runner"
+	"github.com/codeexec/codeexec/runner/internal/sandbox"
+	"github.com/codeexec/codeexec/runner/internal/testenv"
+	"github.com/codeexec/codeexec/shared/config"
+	"github.com/codeexec/codeexec/shared/embedded"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/streams"
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+type env struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	runner *runner.Runner
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs a runner serving langs against an embedded NATS with the streams provisioned.
+func start(t *testing.T, langs ...string) *env {
+	t.Helper()
+	docker := testenv.Docker(t)
+	catalog := testenv.Catalog(t)
+	for _, l := range langs {
+		testenv.RequireImage(t, docker, catalog, l)
+	}
+	srv, err := embedded.StartNATS(t.TempDir(), embedded.NATSOptions{Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("runner-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := streams.Ensure(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := config.Defaults()
+	cfg.Languages = langs
+	cfg.LanguagesFile = os.Getenv("CODEEXEC_LANGUAGES_FILE")
+	cfg.RunnerSlots = 2
+	cfg.PoolSize = 1
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r, err := runner.New(cfg, nc, docker, prometheus.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	e := &env{nc: nc, js: js, runner: r, cancel: stop, done: make(chan error, 1)}
+	go func() { e.done <- r.Run(runCtx) }()
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { e.stop(t) }) })
+	return e
+}
+
+// stop drains the runner and checks it left no container behind.
+func (e *env) stop(t *testing.T) {
+	t.Helper()
+	e.cancel()
+	select {
+	case err := <-e.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("Run did not return after drain")
+	}
+	docker := testenv.Docker(t)
+	list, err := docker.ContainerList(context.Background(), container.ListOptions{
+		All: true, Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelRunner+"="+e.runner.ID())),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 0 {
+		t.Errorf("%d containers left after Run returned", len(list))
+	}
+}
+
+func job(id, lang, code, stdin, notify string) messages.Job {
+	return messages.Job{
+		V: messages.Version, JobID: id, UserID: "u1", Language: lang, Region: "local",
+		Files: []messages.File{{Filename: map[string]string{"python": "main.py", "javascript": "main.js"}[lang], Code: code, IsEntryPoint: true}},
+		Stdin: stdin, Notify: notify, SubmittedAt: time.Now(),
+	}
+}
+
+func (e *env) publish(t *testing.T, j messages.Job) {
+	t.Helper()
+	data, _ := json.Marshal(j)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.js.Publish(ctx, subjects.Jobs("local", j.Language), data, jetstream.WithMsgID(j.JobID)); err != nil {
+		t.Fatalf("publish job: %v", err)
+	}
+}
+
+// stored waits for the job's result in the results stream.
+func (e *env) stored(t *testing.T, jobID string, wait time.Duration) messages.Result {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, subjects.ResultsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		m, err := stream.GetLastMsgForSubject(ctx, subjects.Results(jobID))
+		if err == nil {
+			var r messages.Result
+			if err := json.Unmarshal(m.Data, &r); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no result for %s after %s: %v", jobID, wait, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestJobsRunEndToEnd(t *testing.T) {
+	e := start(t, "python", "javascript")
+	notify, err := e.nc.SubscribeSync(subjects.NotifyAll("edge1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := e.nc.SubscribeSync(subjects.Heartbeat("local", e.runner.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		id, lang, code string
+	}{
+		{"job-py-1", "python", "import sys\nprint('hello ' + sys.stdin.read().strip())\n"},
+		{"job-js-1", "javascript", "let s='';process.stdin.on('data',d=>s+=d);process.stdin.on('end',()=>console.log('hello '+s.trim()));\n"},
+	}
+	for _, c := range cases {
+		e.publish(t, job(c.id, c.lang, c.code, "world\n", subjects.Notify("edge1", c.id)))
+	}
+	got := map[string]messages.Result{}
+	for range cases {
+		m, err := notify.NextMsg(60 * time.Second)
+		if err != nil {
+			t.Fatalf("notify: %v", err)
+		}
+		var r messages.Result
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != subjects.Notify("edge1", r.JobID) {
+			t.Errorf("notify subject: got %s, want %s", m.Subject, subjects.Notify("edge1", r.JobID))
+		}
+		got[r.JobID] = r
+	}
+	for _, c := range cases {
+		r := got[c.id]
+		if r.Status != messages.StatusSucceeded || r.Stdout != "hello world\n" {
+			t.Errorf("%s: got %s %q (stderr %q, %s), want succeeded %q", c.id, r.Status, r.Stdout, r.Stderr, r.ErrorMessage, "hello world\n")
+		}
+		if r.UserID != "u1" || r.Language != c.lang || r.RunnerID != e.runner.ID() || r.Attempt != 1 {
+			t.Errorf("%s: result fields: %+v", c.id, r)
+		}
+		if r.ExitCode == nil || *r.ExitCode != 0 || r.WallTimeMs <= 0 || r.MemoryBytes <= 0 {
+			t.Errorf("%s: exit/usage: exit %v wall %d ms memory %d", c.id, r.ExitCode, r.WallTimeMs, r.MemoryBytes)
+		}
+		stored := e.stored(t, c.id, 5*time.Second)
+		if stored.Stdout != r.Stdout || stored.Status != r.Status {
+			t.Errorf("%s: stored result differs from the notified one", c.id)
+		}
+	}
+
+	// Heartbeats: one at once, then every interval.
+	m, err := hb.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("heartbeat: %v", err)
+	}
+	var beat messages.Heartbeat
+	if err := json.Unmarshal(m.Data, &beat); err != nil {
+		t.Fatal(err)
+	}
+	if beat.RunnerID != e.runner.ID() || len(beat.Languages) != 2 || beat.Slots != 2 {
+		t.Errorf("heartbeat: %+v", beat)
+	}
+
+	// The job stream is a work queue: acked jobs are gone.
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, subjects.JobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("job stream holds %d messages after the jobs, want 0", info.State.Msgs)
+	}
+}
+
+func TestRedeliveredJobWithStoredResultIsOnlyAcked(t *testing.T) {
+	e := start(t, "python")
+	// A result stored by an earlier delivery (a runner that crashed before its ack).
+	prev := messages.Result{V: 1, JobID: "job-dup", UserID: "u1", Language: "python", Status: messages.StatusSucceeded, Stdout: "first\n"}
+	data, _ := json.Marshal(prev)
+	if _, err := e.js.Publish(context.Background(), subjects.Results("job-dup"), data, jetstream.WithMsgID(subjects.ResultMsgID("job-dup"))); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, job("job-dup", "python", "print('second')\n", "", ""))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, _ := e.js.Stream(context.Background(), subjects.JobsStream)
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redelivered job not acked")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := e.stored(t, "job-dup", time.Second); r.Stdout != "first\n" {
+		t.Errorf("stored result: got %q, want the first one", r.Stdout)
+	}
+}
+
+func TestInvalidJobGetsInternalErrorAndIsTerminated(t *testing.T) {
+	e := start(t, "python")
+	j := job("job-bad", "python", "print(1)\n", "", "")
+	j.Files[0].IsEntryPoint = false // no entry point: poison
+	e.publish(t, j)
+	r := e.stored(t, "job-bad", 30*time.Second)
+	if r.Status != messages.StatusInternalError {
+		t.Errorf("status: got %s, want internal_error", r.Status)
+	}
+}
+
+var _ = io.Discard
