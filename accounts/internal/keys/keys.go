@@ -18,6 +18,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/codeexec/codeexec/accounts/internal/indexes"
 )
 
 // SecretPrefix starts every CodeExec API key.
@@ -52,14 +54,10 @@ func NewStore(db *mongo.Database) *Store {
 
 // EnsureIndexes creates the indexes the store relies on.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	_, err := s.keys.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "keyId", Value: 1}}, Options: options.Index().SetUnique(true)},
-		{Keys: bson.D{{Key: "userId", Value: 1}}},
-	})
-	if err != nil {
-		return fmt.Errorf("create api key indexes: %w", err)
-	}
-	return nil
+	return indexes.Ensure(ctx, s.keys,
+		mongo.IndexModel{Keys: bson.D{{Key: "keyId", Value: 1}}, Options: options.Index().SetUnique(true)},
+		mongo.IndexModel{Keys: bson.D{{Key: "userId", Value: 1}}},
+	)
 }
 
 // Hash returns the stored form of a secret.

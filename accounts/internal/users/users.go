@@ -15,6 +15,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/codeexec/codeexec/accounts/internal/indexes"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -56,14 +58,10 @@ func NewStore(db *mongo.Database) *Store {
 
 // EnsureIndexes creates the unique indexes on email and username.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	_, err := s.users.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true).SetName("email_unique")},
-		{Keys: bson.D{{Key: "username", Value: 1}}, Options: options.Index().SetUnique(true).SetName("username_unique")},
-	})
-	if err != nil {
-		return fmt.Errorf("create user indexes: %w", err)
-	}
-	return nil
+	return indexes.Ensure(ctx, s.users,
+		mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true).SetName("email_unique")},
+		mongo.IndexModel{Keys: bson.D{{Key: "username", Value: 1}}, Options: options.Index().SetUnique(true).SetName("username_unique")},
+	)
 }
 
 // Registration is what a new user gives.

@@ -1,0 +1,53 @@
+// Command codeexec is the all-in-one CodeExec: embedded NATS and FerretDB, edge, runner,
+// ledger and accounts in one process, for development and small single-host setups.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/codeexec/codeexec/deploy/allinone"
+	"github.com/codeexec/codeexec/shared/config"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "codeexec:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger(os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	inst, err := allinone.Start(ctx, cfg, nil, log)
+	if err != nil {
+		return err
+	}
+	if inst.URL != "" {
+		fmt.Printf(`CodeExec is running at %[1]s (data in %[2]s)
+Get an API key:
+  curl -s -X POST %[1]s/api/register -H 'Content-Type: application/json' \
+    -d '{"email":"you@example.com","username":"you","password":"a long password"}'
+Stop with Ctrl-C.
+`, inst.URL, cfg.DataDir)
+	}
+	if inst.NATSURL != "" {
+		log.Info("embedded NATS accepts clients", "url", inst.NATSURL)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: the runner finishes the jobs it holds")
+	case <-inst.Done():
+	}
+	return inst.Stop()
+}

@@ -1,0 +1,215 @@
+// Package integration drives the all-in-one CodeExec over real HTTP, with embedded NATS,
+// embedded FerretDB and real Docker containers. Nothing here is faked.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/codeexec/codeexec/deploy/allinone"
+	"github.com/codeexec/codeexec/shared/config"
+)
+
+// Test prices: a new account can pay for exactly two executions and a half.
+const (
+	testPrice      = 10_000
+	testFreeCredit = 25_000
+)
+
+// startMesh runs an all-in-one on dataDir (kept across restarts) with an edge on a free port.
+func startMesh(t *testing.T, dataDir string, tune func(*config.Config)) *allinone.Instance {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.DataDir = dataDir
+	cfg.PriceMicros = testPrice
+	cfg.FreeCreditMicros = testFreeCredit
+	cfg.Languages = []string{"python", "javascript"}
+	cfg.PoolSize = 1
+	cfg.RunnerSlots = 2
+	cfg.WaitTimeout = 60 * time.Second
+	if tune != nil {
+		tune(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelWarn
+	if os.Getenv("CODEEXEC_TEST_LOGS") != "" {
+		level = slog.LevelDebug
+		cfg.DebugFerretDB = true
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	inst, err := allinone.Start(context.Background(), cfg, ln, log)
+	if err != nil {
+		t.Fatalf("start all-in-one: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := inst.Stop(); err != nil {
+			t.Errorf("stop all-in-one: %v", err)
+		}
+	})
+	waitAvailable(t, inst.URL, cfg.Languages...)
+	return inst
+}
+
+// waitAvailable polls the languages endpoint until a runner serves every language given.
+func waitAvailable(t *testing.T, base string, langs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var list []struct {
+			Language  string `json:"language"`
+			Available bool   `json:"available"`
+		}
+		status, _ := call(t, base, "GET", "/api/v1/languages", "", nil, &list)
+		if status == 200 {
+			ready := 0
+			for _, l := range list {
+				for _, want := range langs {
+					if l.Language == want && l.Available {
+						ready++
+					}
+				}
+			}
+			if ready == len(langs) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("languages %v not available after 90s (last list %+v)", langs, list)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Minute}
+
+// call sends body (any JSON value, or a raw string) and decodes the answer into out.
+func call(t *testing.T, base, method, path, key string, body any, out any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode, data
+}
+
+type registered struct {
+	Email  string `json:"-"`
+	UserID string `json:"userId"`
+	APIKey string `json:"apiKey"`
+}
+
+var userSeq int
+
+func registerUser(t *testing.T, base string) registered {
+	t.Helper()
+	userSeq++
+	name := fmt.Sprintf("user%d_%d", time.Now().UnixNano()%1e6, userSeq)
+	var r registered
+	status, body := call(t, base, "POST", "/api/register", "", map[string]string{
+		"email": name + "@example.com", "username": name, "password": "a long password",
+	}, &r)
+	if status != 201 || r.APIKey == "" {
+		t.Fatalf("register: got %d %s, want 201 with a key", status, body)
+	}
+	r.Email = name + "@example.com"
+	return r
+}
+
+type wallet struct {
+	BalanceMicros int64  `json:"balanceMicros"`
+	HeldMicros    int64  `json:"heldMicros"`
+	Balance       string `json:"balance"`
+	Currency      string `json:"currency"`
+	PriceMicros   int64  `json:"priceMicros"`
+}
+
+func getWallet(t *testing.T, base, key string) wallet {
+	t.Helper()
+	var w wallet
+	if status, body := call(t, base, "GET", "/api/wallet", key, nil, &w); status != 200 {
+		t.Fatalf("wallet: got %d %s", status, body)
+	}
+	return w
+}
+
+type result struct {
+	JobID         string  `json:"jobId"`
+	Language      string  `json:"language"`
+	RunTimeStatus string  `json:"runTimeStatus"`
+	Output        string  `json:"output"`
+	Stdout        string  `json:"stdout"`
+	Stderr        string  `json:"stderr"`
+	ExitCode      *int    `json:"exitCode"`
+	ErrorMessage  *string `json:"errorMessage"`
+	ExecutionTime float64 `json:"executionTime"`
+	WallTimeMs    int64   `json:"wallTimeMs"`
+	CPUTimeMs     int64   `json:"cpuTimeMs"`
+	MemoryBytes   int64   `json:"memoryBytes"`
+	MemoryUsage   string  `json:"memoryUsage"`
+	CPUUsage      string  `json:"cpuUsage"`
+}
+
+type executeAnswer struct {
+	Succeeded bool   `json:"succeeded"`
+	JobID     string `json:"jobId"`
+	Result    result `json:"result"`
+	Error     struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func execute(t *testing.T, base, key string, body any) (int, executeAnswer) {
+	t.Helper()
+	var a executeAnswer
+	status, _ := call(t, base, "POST", "/api/v1/execute", key, body, &a)
+	return status, a
+}
