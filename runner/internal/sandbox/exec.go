@@ -106,11 +106,16 @@ func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execRe
 		if spec.wantUsage {
 			res.usage, res.hasUsage = s.usage(ctx, c.ID)
 		}
-		s.kill(ctx, c.ID)
-		hj.Close()
-		if res.end == endTimeout {
-			<-copied
+		if res.end == endOutput {
+			// Nobody reads the stream any more: close it first, or dockerd, blocked
+			// writing the flood to us, holds the kill up for seconds.
+			hj.Close()
+			s.kill(ctx, c.ID)
+			return res, nil
 		}
+		s.kill(ctx, c.ID) // the reader drains what the program wrote until its death
+		hj.Close()
+		<-copied
 		return res, nil
 	}
 	if copyErr != nil {
