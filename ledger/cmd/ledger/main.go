@@ -1,0 +1,86 @@
+// Command ledger runs the ledger service against an external NATS and MongoDB.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/codeexec/codeexec/ledger"
+	"github.com/codeexec/codeexec/shared/config"
+	"github.com/codeexec/codeexec/shared/metrics"
+	"github.com/codeexec/codeexec/shared/natsconn"
+	"github.com/codeexec/codeexec/shared/streams"
+)
+
+const defaultMetricsAddr = "127.0.0.1:9102"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "ledger:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	lcfg, err := ledger.LoadConfig(cfg, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger(os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if cfg.MongoURI == "" {
+		return fmt.Errorf("CODEEXEC_MONGO_URI is required for a standalone ledger")
+	}
+	nc, err := natsconn.Connect(cfg.NATSURL, "ledger", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	if err != nil {
+		return fmt.Errorf("connect to mongodb: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = client.Disconnect(dctx)
+	}()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := streams.Ensure(ctx, js, 1); err != nil {
+		return err
+	}
+
+	reg := metrics.NewRegistry()
+	addr := cfg.MetricsAddr
+	if addr == "" {
+		addr = defaultMetricsAddr
+	}
+	go func() {
+		if err := metrics.Serve(ctx, addr, reg); err != nil {
+			log.Error("metrics listener", "addr", addr, "err", err)
+		}
+	}()
+
+	svc, err := ledger.New(lcfg, nc, client.Database(cfg.MongoDB), reg, log)
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}

@@ -1,0 +1,225 @@
+// Package billing charges finished jobs from the results stream, exactly once per job,
+// and writes their execution records.
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/codeexec/codeexec/ledger/internal/pricing"
+	"github.com/codeexec/codeexec/ledger/internal/records"
+	"github.com/codeexec/codeexec/ledger/internal/telemetry"
+	"github.com/codeexec/codeexec/ledger/internal/wallet"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+// Consumer settings.
+const (
+	// AckWait is how long the server waits for the ack of one result before redelivering.
+	AckWait = 30 * time.Second
+	// workTimeout bounds the handling of one result, below AckWait.
+	workTimeout = 20 * time.Second
+	// versionNakDelay is the retry delay of a result of a newer message version: a ledger
+	// that understands it (after an upgrade) will take it.
+	versionNakDelay = time.Minute
+)
+
+// ConsumerConfig is the ledger's durable pull consumer on the results stream. Every ledger
+// process binds the same durable, so each result goes to one of them at a time.
+func ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       subjects.ChargesConsumer,
+		Description:   "ledger: charges and execution records",
+		FilterSubject: subjects.ResultsAll,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       AckWait,
+		MaxDeliver:    -1, // money must not be dropped: retry until the database answers
+		MaxAckPending: 1024,
+	}
+}
+
+// Config tunes a Consumer.
+type Config struct {
+	Region    string        // recorded for results that name no region
+	Prices    pricing.Table // prices of jobs that were never reserved
+	Batch     int           // results fetched per pull; default 64
+	Workers   int           // results handled at once; default 8
+	FetchWait time.Duration // how long one pull waits for results; default 1 s
+	NakDelay  time.Duration // redelivery delay after a database error; default 2 s
+	Now       func() time.Time
+}
+
+// Consumer pulls results and settles them.
+type Consumer struct {
+	js      jetstream.JetStream
+	wallet  *wallet.Store
+	records *records.Store
+	cfg     Config
+	m       *telemetry.Metrics
+	log     *slog.Logger
+}
+
+// New returns a Consumer.
+func New(js jetstream.JetStream, w *wallet.Store, r *records.Store, cfg Config, m *telemetry.Metrics, log *slog.Logger) *Consumer {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.FetchWait <= 0 {
+		cfg.FetchWait = time.Second
+	}
+	if cfg.NakDelay <= 0 {
+		cfg.NakDelay = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Consumer{js: js, wallet: w, records: r, cfg: cfg, m: m, log: log}
+}
+
+// Run pulls results until ctx ends. A pull in flight is finished and its results handled
+// (with a context that outlives ctx), so a stop never leaves results waiting for AckWait.
+func (c *Consumer) Run(ctx context.Context) error {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, subjects.ResultsStream, ConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("create consumer %s on stream %s (is the stream provisioned?): %w",
+			subjects.ChargesConsumer, subjects.ResultsStream, err)
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(c.cfg.Batch, jetstream.FetchMaxWait(c.cfg.FetchWait))
+		if err != nil {
+			c.log.Warn("fetch results", "err", err)
+			if sleep(ctx, c.cfg.NakDelay) != nil {
+				break
+			}
+			continue
+		}
+		c.handleBatch(context.WithoutCancel(ctx), batch.Messages())
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			c.log.Debug("fetch results ended", "err", err)
+		}
+	}
+	return nil
+}
+
+func (c *Consumer) handleBatch(ctx context.Context, msgs <-chan jetstream.Msg) {
+	sem := make(chan struct{}, c.cfg.Workers)
+	var wg sync.WaitGroup
+	for msg := range msgs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.handle(ctx, msg)
+		})
+	}
+	wg.Wait()
+}
+
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(ctx, workTimeout)
+	defer cancel()
+	log := c.log.With("subject", msg.Subject())
+	var res messages.Result
+	if err := json.Unmarshal(msg.Data(), &res); err != nil {
+		c.reject(msg, log, "result is not valid JSON", err)
+		return
+	}
+	jobID := subjects.JobIDFromResult(msg.Subject())
+	if res.JobID == "" {
+		res.JobID = jobID
+	}
+	log = log.With("job_id", res.JobID)
+	switch {
+	case res.V > messages.Version:
+		log.Warn("result of a newer message version; leaving it for an upgraded ledger", "v", res.V)
+		c.m.Results.WithLabelValues("retry").Inc()
+		_ = msg.NakWithDelay(versionNakDelay)
+		return
+	case res.JobID != jobID:
+		c.reject(msg, log, "result's jobId does not match its subject", nil)
+		return
+	}
+	err := c.Apply(ctx, res)
+	switch {
+	case errors.Is(err, wallet.ErrInvalid):
+		c.reject(msg, log, "result cannot be settled", err)
+	case err != nil:
+		log.Warn("settle result; will retry", "err", err)
+		c.m.Results.WithLabelValues("retry").Inc()
+		if err := msg.NakWithDelay(c.cfg.NakDelay); err != nil {
+			log.Warn("nak result", "err", err)
+		}
+	default:
+		if err := msg.Ack(); err != nil {
+			log.Warn("ack result (it will come again and be found settled)", "err", err)
+		}
+	}
+}
+
+func (c *Consumer) reject(msg jetstream.Msg, log *slog.Logger, reason string, err error) {
+	log.Error("rejecting result", "reason", reason, "err", err)
+	c.m.Results.WithLabelValues("rejected").Inc()
+	if err := msg.TermWithReason(reason); err != nil {
+		log.Warn("term result", "err", err)
+	}
+}
+
+// Apply settles res and records it, each exactly once, whatever the number of calls: a
+// chargeable status charges the job's hold (or, with no hold, the result's price or the
+// configured one, straight from available); internal_error (or no status) releases it.
+func (c *Consumer) Apply(ctx context.Context, res messages.Result) error {
+	charge := res.Status.Chargeable()
+	reason := wallet.ReasonResult
+	if !charge {
+		reason = wallet.ReasonInternalError
+	}
+	direct := res.PriceMicros
+	if direct <= 0 {
+		direct = c.cfg.Prices.For(res.Language)
+	}
+	st, err := c.wallet.Close(ctx, res.JobID, res.UserID, charge, direct, reason)
+	if err != nil {
+		return fmt.Errorf("settle job %s: %w", res.JobID, err)
+	}
+	recorded, err := c.records.Insert(ctx, records.FromResult(res, st.ChargedMicros, c.cfg.Region, c.cfg.Now()))
+	if err != nil {
+		return err
+	}
+	if st.Created {
+		switch st.Entry.Kind {
+		case wallet.KindCharge:
+			c.m.Charges.WithLabelValues(string(res.Status)).Inc()
+			c.m.Revenue.Add(float64(st.ChargedMicros))
+		case wallet.KindRelease:
+			c.m.Releases.WithLabelValues(st.Entry.Reason).Inc()
+		}
+	}
+	if st.Created || recorded {
+		c.m.Results.WithLabelValues("applied").Inc()
+	} else {
+		c.m.Results.WithLabelValues("duplicate").Inc()
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,53 @@
+// Package expiry releases the holds of jobs that never finished.
+package expiry
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/codeexec/codeexec/ledger/internal/telemetry"
+	"github.com/codeexec/codeexec/ledger/internal/wallet"
+)
+
+// Sweeper releases holds older than TTL that have no close entry. Several ledgers may
+// sweep at once: a job's close ref is unique, so each hold is released (or charged by a
+// late result) once.
+type Sweeper struct {
+	Wallet   *wallet.Store
+	TTL      time.Duration    // longer than the longest job, redeliveries included
+	Interval time.Duration    // time between sweeps
+	Now      func() time.Time // the clock the TTL is measured on
+	Metrics  *telemetry.Metrics
+	Log      *slog.Logger
+}
+
+// Run sweeps every Interval until ctx ends.
+func (s *Sweeper) Run(ctx context.Context) {
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Warn("sweep expired holds", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep runs one pass and returns how many holds it released.
+func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	n, err := s.Wallet.ExpireHolds(ctx, s.Now().Add(-s.TTL))
+	if n > 0 {
+		s.Metrics.HoldsExpired.Add(float64(n))
+		s.Metrics.Releases.WithLabelValues(wallet.ReasonExpired).Add(float64(n))
+		s.Log.Info("released expired holds", "count", n, "ttl", s.TTL)
+	}
+	if open, cerr := s.Wallet.OpenHolds(ctx); cerr == nil {
+		s.Metrics.HoldsOutstanding.Set(float64(open))
+	}
+	return n, err
+}

@@ -1,0 +1,114 @@
+// Package records keeps one execution record per job: what ran, how it fared, what it
+// cost. Records are inserted once (_id = jobId); a second insert is a redelivery.
+package records
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/codeexec/codeexec/shared/messages"
+)
+
+// Collection is the name of the records collection.
+const Collection = "executions"
+
+// Record is one finished job.
+type Record struct {
+	ID          string          `bson:"_id" json:"-"`
+	JobID       string          `bson:"jobId" json:"jobId"`
+	UserID      string          `bson:"userId" json:"userId"`
+	ProjectID   string          `bson:"projectId,omitempty" json:"projectId,omitempty"`
+	Language    string          `bson:"language" json:"language"`
+	Status      messages.Status `bson:"status" json:"status"`
+	WallTimeMs  int64           `bson:"wallTimeMs" json:"wallTimeMs"`
+	CPUTimeMs   int64           `bson:"cpuTimeMs" json:"cpuTimeMs"`
+	MemoryBytes int64           `bson:"memoryBytes" json:"memoryBytes"`
+	ExitCode    *int            `bson:"exitCode" json:"exitCode"`
+	Region      string          `bson:"region" json:"region"`
+	RunnerID    string          `bson:"runnerId,omitempty" json:"runnerId,omitempty"`
+	PriceMicros int64           `bson:"priceMicros" json:"priceMicros"`
+	CreatedAt   time.Time       `bson:"createdAt" json:"createdAt"`
+	// Kept only when the job asked for it (saveMetric).
+	Files  []messages.File `bson:"files,omitempty" json:"files,omitempty"`
+	Stdout string          `bson:"stdout,omitempty" json:"stdout,omitempty"`
+	Stderr string          `bson:"stderr,omitempty" json:"stderr,omitempty"`
+}
+
+// FromResult builds the record of res, charged priceMicros. region fills in a result
+// that does not name its own.
+func FromResult(res messages.Result, priceMicros int64, region string, now time.Time) Record {
+	r := Record{
+		ID:          res.JobID,
+		JobID:       res.JobID,
+		UserID:      res.UserID,
+		ProjectID:   res.ProjectID,
+		Language:    res.Language,
+		Status:      res.Status,
+		WallTimeMs:  res.WallTimeMs,
+		CPUTimeMs:   res.CPUTimeMs,
+		MemoryBytes: res.MemoryBytes,
+		ExitCode:    res.ExitCode,
+		Region:      res.Region,
+		RunnerID:    res.RunnerID,
+		PriceMicros: priceMicros,
+		CreatedAt:   now.UTC(),
+	}
+	if r.Region == "" {
+		r.Region = region
+	}
+	if res.SaveMetric {
+		r.Files, r.Stdout, r.Stderr = res.Files, res.Stdout, res.Stderr
+	}
+	return r
+}
+
+// Store reads and writes records.
+type Store struct {
+	c *mongo.Collection
+}
+
+// NewStore returns a Store over db's executions collection.
+func NewStore(db *mongo.Database) *Store { return &Store{c: db.Collection(Collection)} }
+
+// EnsureIndexes creates the index of a user's records by time.
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	_, err := s.c.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}},
+		Options: options.Index().SetName("user_created"),
+	})
+	if err != nil {
+		return fmt.Errorf("create executions index: %w", err)
+	}
+	return nil
+}
+
+// Insert writes r once. created is false when the job was recorded before.
+func (s *Store) Insert(ctx context.Context, r Record) (created bool, err error) {
+	_, err = s.c.InsertOne(ctx, r)
+	if mongo.IsDuplicateKeyError(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("insert execution record %s: %w", r.JobID, err)
+	}
+	return true, nil
+}
+
+// Get returns the record of jobID.
+func (s *Store) Get(ctx context.Context, jobID string) (Record, bool, error) {
+	var r Record
+	err := s.c.FindOne(ctx, bson.D{{Key: "_id", Value: jobID}}).Decode(&r)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("read execution record %s: %w", jobID, err)
+	}
+	return r, true, nil
+}

@@ -1,0 +1,500 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/codeexec/codeexec/ledger"
+	"github.com/codeexec/codeexec/ledger/internal/records"
+	"github.com/codeexec/codeexec/ledger/internal/testenv"
+	"github.com/codeexec/codeexec/ledger/internal/wallet"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/rpc"
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const price = 10_000
+
+func testConfig(credit int64) ledger.Config {
+	return ledger.Config{
+		Region:           "local",
+		FreeCreditMicros: credit,
+		PriceMicros:      price,
+		LanguagePrices:   map[string]int64{"java": 2 * price},
+		SweepInterval:    time.Hour,
+		NakDelay:         200 * time.Millisecond,
+	}
+}
+
+func testLogger() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("LEDGER_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// start runs a ledger Service until the returned stop is called (or the test ends).
+func start(t *testing.T, cfg ledger.Config, nc *nats.Conn, db *mongo.Database, reg prometheus.Registerer) (stop func()) {
+	t.Helper()
+	svc, err := ledger.New(cfg, nc, db, reg, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("ledger Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("ledger Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	waitServing(t, nc)
+	return stop
+}
+
+func waitServing(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "ledger answering", func() (bool, error) {
+		_, err := rpc.Call[messages.WalletRequest, messages.WalletReply](t.Context(), nc, subjects.Wallet,
+			messages.WalletRequest{V: messages.Version, UserID: "probe"})
+		return err == nil, nil
+	})
+}
+
+func reserve(ctx context.Context, nc *nats.Conn, user, job, lang string) (messages.ReserveReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, nc, subjects.Reserve,
+		messages.ReserveRequest{V: messages.Version, UserID: user, JobID: job, Language: lang})
+}
+
+func walletOf(t *testing.T, nc *nats.Conn, user string) messages.WalletReply {
+	t.Helper()
+	w, err := rpc.Call[messages.WalletRequest, messages.WalletReply](t.Context(), nc, subjects.Wallet,
+		messages.WalletRequest{V: messages.Version, UserID: user})
+	if err != nil {
+		t.Fatalf("wallet of %s: %v", user, err)
+	}
+	return w
+}
+
+func verify(t *testing.T, db *mongo.Database, user string) wallet.Summary {
+	t.Helper()
+	sum, err := wallet.NewStore(db, wallet.Options{}).Verify(t.Context(), user)
+	if err != nil {
+		t.Fatalf("verify %s: %v", user, err)
+	}
+	return sum
+}
+
+func result(user, job string, status messages.Status) messages.Result {
+	exit := 0
+	return messages.Result{V: messages.Version, JobID: job, UserID: user, Language: "python", Region: "local",
+		RunnerID: "runner-1", Status: status, ExitCode: &exit, Stdout: "hi\n", WallTimeMs: 42, CPUTimeMs: 31,
+		MemoryBytes: 9 << 20, PriceMicros: price, SaveMetric: true,
+		Files: []messages.File{{Filename: "main.py", Code: "print('hi')", IsEntryPoint: true}}}
+}
+
+func publish(t *testing.T, js jetstream.JetStream, res messages.Result, msgID string) {
+	t.Helper()
+	data, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), subjects.Results(res.JobID), data, jetstream.WithMsgID(msgID)); err != nil {
+		t.Fatalf("publish result of %s: %v", res.JobID, err)
+	}
+}
+
+// waitSettled waits until the charges consumer has nothing pending or unacked and n
+// execution records exist.
+func waitSettled(t *testing.T, js jetstream.JetStream, db *mongo.Database, n int64) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%d results settled", n), func() (bool, error) {
+		got, err := db.Collection(records.Collection).CountDocuments(t.Context(), bson.D{})
+		if err != nil || got < n {
+			return false, err
+		}
+		cons, err := js.Consumer(t.Context(), subjects.ResultsStream, subjects.ChargesConsumer)
+		if err != nil {
+			return false, err
+		}
+		info, err := cons.Info(t.Context())
+		if err != nil {
+			return false, err
+		}
+		return info.NumPending == 0 && info.NumAckPending == 0, nil
+	})
+}
+
+// A wallet that holds exactly N executions, 4N concurrent reserves over NATS, answered by
+// two ledger processes on one database: exactly N succeed, the balance ends at zero and
+// never went below.
+func TestConcurrentReservesNeverOverspend(t *testing.T) {
+	const n = 10
+	srv, nc := testenv.NATS(t)
+	db := testenv.Mongo(t)
+	cfg := testConfig(n * price)
+	start(t, cfg, testenv.Connect(t, srv, "ledger-a"), db, prometheus.NewRegistry())
+	start(t, cfg, testenv.Connect(t, srv, "ledger-b"), db, prometheus.NewRegistry())
+
+	if _, err := rpc.Call[messages.OpenWalletRequest, messages.WalletReply](t.Context(), nc, subjects.WalletOpen,
+		messages.OpenWalletRequest{V: messages.Version, UserID: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	began := time.Now()
+	for i := range 4 * n {
+		wg.Go(func() {
+			_, err := reserve(t.Context(), nc, "alice", fmt.Sprintf("job-%02d", i), "python")
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case rpc.IsCode(err, rpc.CodeInsufficientFunds):
+				refused.Add(1)
+			default:
+				t.Errorf("reserve %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d concurrent reserves over 2 ledgers: %d ok, %d insufficient_funds in %s", 4*n, ok.Load(), refused.Load(), time.Since(began))
+	if ok.Load() != n || refused.Load() != 3*n {
+		t.Fatalf("got %d ok and %d refused, want %d and %d", ok.Load(), refused.Load(), n, 3*n)
+	}
+	w := walletOf(t, nc, "alice")
+	if w.BalanceMicros != 0 || w.HeldMicros != n*price {
+		t.Fatalf("wallet: got balance %d held %d, want 0 and %d", w.BalanceMicros, w.HeldMicros, n*price)
+	}
+	es, err := wallet.NewStore(db, wallet.Options{}).Entries(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.AvailableMicros < 0 {
+			t.Fatalf("entry %s: available %d below zero", e.ID, e.AvailableMicros)
+		}
+	}
+	if len(es) != n+1 {
+		t.Fatalf("entries: got %d, want the signup credit and %d holds", len(es), n)
+	}
+	verify(t, db, "alice")
+
+	// A repeated reserve of a held job is the same hold, even with nothing left.
+	if r, err := reserve(t.Context(), nc, "alice", "job-00", "python"); err == nil && r.PriceMicros != price {
+		t.Fatalf("repeated reserve: got price %d, want %d", r.PriceMicros, price)
+	}
+}
+
+// Measures one reserve round trip (NATS request, ledger, FerretDB) with a warm wallet.
+func TestReserveLatency(t *testing.T) {
+	const n = 50
+	srv, nc := testenv.NATS(t)
+	db := testenv.Mongo(t)
+	start(t, testConfig(100*price), testenv.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	walletOf(t, nc, "lat")
+	began := time.Now()
+	for i := range n {
+		r, err := reserve(t.Context(), nc, "lat", fmt.Sprintf("lat-%d", i), "java")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.PriceMicros != 2*price {
+			t.Fatalf("java price: got %d, want %d", r.PriceMicros, 2*price)
+		}
+	}
+	t.Logf("reserve round trip on FerretDB: %s average over %d", time.Since(began)/n, n)
+	verify(t, db, "lat")
+}
+
+// Results published several times (new Nats-Msg-Ids defeat the stream's dedupe), a ledger
+// restart in the middle, a second ledger joining: one charge per job, internal errors
+// released, one record per job.
+func TestChargesExactlyOnceAcrossReplaysAndRestarts(t *testing.T) {
+	const jobs = 20
+	srv, nc := testenv.NATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := testenv.Mongo(t)
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(jobs * price)
+	ledgerConn := testenv.Connect(t, srv, "ledger-a")
+	stop := start(t, cfg, ledgerConn, db, reg)
+
+	status := func(i int) messages.Status {
+		if i%5 == 0 {
+			return messages.StatusInternalError
+		}
+		return []messages.Status{messages.StatusSucceeded, messages.StatusRuntimeError, messages.StatusTimeLimit, messages.StatusCompileError}[i%4]
+	}
+	for i := range jobs {
+		if _, err := reserve(t.Context(), nc, "bob", fmt.Sprintf("job-%02d", i), "python"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pub sync.WaitGroup
+	pub.Go(func() {
+		for round := range 3 {
+			for i := range jobs {
+				job := fmt.Sprintf("job-%02d", i)
+				publish(t, js, result("bob", job, status(i)), fmt.Sprintf("res-%s-%d", job, round))
+			}
+		}
+	})
+	time.Sleep(50 * time.Millisecond)
+	stop() // mid-stream
+	stop = start(t, cfg, testenv.Connect(t, srv, "ledger-a2"), db, reg)
+	start(t, cfg, testenv.Connect(t, srv, "ledger-b"), db, reg)
+	pub.Wait()
+	for i := range jobs { // and once more after everything
+		job := fmt.Sprintf("job-%02d", i)
+		publish(t, js, result("bob", job, status(i)), "late-"+job)
+	}
+	waitSettled(t, js, db, jobs)
+
+	charged, released := 0, 0
+	for i := range jobs {
+		if status(i).Chargeable() {
+			charged++
+		} else {
+			released++
+		}
+	}
+	es, err := wallet.NewStore(db, wallet.Options{}).Entries(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closes := map[string]int{}
+	for _, e := range es {
+		if e.Kind == wallet.KindCharge || e.Kind == wallet.KindRelease {
+			closes[e.JobID]++
+		}
+	}
+	for i := range jobs {
+		if job := fmt.Sprintf("job-%02d", i); closes[job] != 1 {
+			t.Errorf("%s: got %d close entries, want 1", job, closes[job])
+		}
+	}
+	sum := verify(t, db, "bob")
+	if want := int64(jobs*price - charged*price); sum.AvailableMicros != want || sum.HeldMicros != 0 {
+		t.Fatalf("wallet: got available %d held %d, want %d and 0", sum.AvailableMicros, sum.HeldMicros, want)
+	}
+	if got := testutil.ToFloat64(metric(t, reg, "codeexec_ledger_revenue_micros_total")); got != float64(charged*price) {
+		t.Errorf("revenue metric: got %v, want %d", got, charged*price)
+	}
+	if got := sumCounter(t, reg, "codeexec_ledger_charges_total"); got != float64(charged) {
+		t.Errorf("charges metric: got %v, want %d", got, charged)
+	}
+	if got := sumCounter(t, reg, "codeexec_ledger_releases_total"); got != float64(released) {
+		t.Errorf("releases metric: got %v, want %d", got, released)
+	}
+	rs := records.NewStore(db)
+	for i := range jobs {
+		r, ok, err := rs.Get(t.Context(), fmt.Sprintf("job-%02d", i))
+		if err != nil || !ok {
+			t.Fatalf("record of job %d: %v %v", i, ok, err)
+		}
+		want := int64(price)
+		if !status(i).Chargeable() {
+			want = 0
+		}
+		if r.PriceMicros != want || r.Status != status(i) || r.UserID != "bob" {
+			t.Errorf("record %s: price %d status %s user %s, want %d %s bob", r.JobID, r.PriceMicros, r.Status, r.UserID, want, status(i))
+		}
+	}
+}
+
+func TestInternalErrorIsNotCharged(t *testing.T) {
+	srv, nc := testenv.NATS(t)
+	js, _ := jetstream.New(nc)
+	db := testenv.Mongo(t)
+	start(t, testConfig(price), testenv.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+
+	if _, err := reserve(t.Context(), nc, "carol", "job-ie", "python"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reserve(t.Context(), nc, "carol", "job-2", "python"); !rpc.IsCode(err, rpc.CodeInsufficientFunds) {
+		t.Fatalf("second reserve while the first holds everything: got %v, want insufficient_funds", err)
+	}
+	res := result("carol", "job-ie", messages.StatusInternalError)
+	res.SaveMetric, res.Files, res.Stdout = false, nil, ""
+	publish(t, js, res, "res-job-ie")
+	waitSettled(t, js, db, 1)
+	w := walletOf(t, nc, "carol")
+	if w.BalanceMicros != price || w.HeldMicros != 0 {
+		t.Fatalf("wallet: got balance %d held %d, want %d and 0", w.BalanceMicros, w.HeldMicros, price)
+	}
+	r, _, err := records.NewStore(db).Get(t.Context(), "job-ie")
+	if err != nil || r.PriceMicros != 0 || r.Files != nil {
+		t.Fatalf("record: %+v %v, want price 0 and no code (saveMetric false)", r, err)
+	}
+	verify(t, db, "carol")
+}
+
+// A hold whose job never finishes is released after the TTL (on an injected clock); its
+// late result then finds the job closed and charges nothing.
+func TestExpiredHoldIsReleasedAndLateResultNotCharged(t *testing.T) {
+	var clock atomic.Int64
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock.Store(t0.UnixNano())
+	srv, nc := testenv.NATS(t)
+	js, _ := jetstream.New(nc)
+	db := testenv.Mongo(t)
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(3 * price)
+	cfg.HoldTTL = 15 * time.Minute
+	cfg.SweepInterval = 20 * time.Millisecond
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	start(t, cfg, testenv.Connect(t, srv, "ledger"), db, reg)
+
+	if _, err := reserve(t.Context(), nc, "dave", "stuck", "python"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a few sweeps before the TTL: nothing released
+	if w := walletOf(t, nc, "dave"); w.HeldMicros != price {
+		t.Fatalf("held before the TTL: got %d, want %d", w.HeldMicros, price)
+	}
+	clock.Store(t0.Add(16 * time.Minute).UnixNano())
+	testenv.Eventually(t, 10*time.Second, "hold released", func() (bool, error) {
+		return walletOf(t, nc, "dave").HeldMicros == 0, nil
+	})
+	testenv.Eventually(t, 5*time.Second, "holds_expired_total 1", func() (bool, error) {
+		return testutil.ToFloat64(metric(t, reg, "codeexec_ledger_holds_expired_total")) == 1, nil
+	})
+	publish(t, js, result("dave", "stuck", messages.StatusSucceeded), "res-stuck")
+	waitSettled(t, js, db, 1)
+	w := walletOf(t, nc, "dave")
+	if w.BalanceMicros != 3*price || w.HeldMicros != 0 {
+		t.Fatalf("wallet after the late result: got %d held %d, want %d and 0", w.BalanceMicros, w.HeldMicros, 3*price)
+	}
+	if r, _, _ := records.NewStore(db).Get(t.Context(), "stuck"); r.PriceMicros != 0 {
+		t.Fatalf("record of the late result: price %d, want 0", r.PriceMicros)
+	}
+	if got := testutil.ToFloat64(metric(t, reg, "codeexec_ledger_holds_outstanding")); got != 0 {
+		t.Fatalf("holds_outstanding: got %v, want 0", got)
+	}
+	verify(t, db, "dave")
+}
+
+// An internal publisher that did not reserve is charged the result's price directly.
+func TestResultWithoutReserveChargesDirectly(t *testing.T) {
+	srv, nc := testenv.NATS(t)
+	js, _ := jetstream.New(nc)
+	db := testenv.Mongo(t)
+	start(t, testConfig(price), testenv.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	// A poison message is terminated, not retried forever, and does not block the rest.
+	if _, err := js.Publish(t.Context(), subjects.Results("garbage"), []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	res := result("erin", "internal-1", messages.StatusSucceeded)
+	res.PriceMicros = 25_000
+	publish(t, js, res, "res-internal-1")
+	publish(t, js, res, "again")
+	waitSettled(t, js, db, 1)
+	w := walletOf(t, nc, "erin")
+	if w.BalanceMicros != price-25_000 {
+		t.Fatalf("balance: got %d, want %d", w.BalanceMicros, price-25_000)
+	}
+	r, _, err := records.NewStore(db).Get(t.Context(), "internal-1")
+	if err != nil || r.PriceMicros != 25_000 || len(r.Files) != 1 || r.Stdout != "hi\n" {
+		t.Fatalf("record: %+v %v, want price 25000 with code and output (saveMetric)", r, err)
+	}
+	verify(t, db, "erin")
+}
+
+func TestCreditIsIdempotentPerReference(t *testing.T) {
+	srv, nc := testenv.NATS(t)
+	db := testenv.Mongo(t)
+	start(t, testConfig(price), testenv.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	credit := func(user string, amount int64, ref string) (messages.CreditReply, error) {
+		return rpc.Call[messages.CreditRequest, messages.CreditReply](t.Context(), nc, subjects.Credit,
+			messages.CreditRequest{V: messages.Version, UserID: user, AmountMicros: amount, Reference: ref})
+	}
+	r, err := credit("frank", 5_000_000, "invoice-1")
+	if err != nil || r.Duplicate || r.BalanceMicros != price+5_000_000 {
+		t.Fatalf("credit: %+v %v", r, err)
+	}
+	r, err = credit("frank", 5_000_000, "invoice-1")
+	if err != nil || !r.Duplicate || r.BalanceMicros != price+5_000_000 {
+		t.Fatalf("repeated credit: %+v %v, want a duplicate and the same balance", r, err)
+	}
+	if _, err := credit("frank", 1, "invoice-1"); !rpc.IsCode(err, rpc.CodeConflict) {
+		t.Fatalf("reference reused with another amount: got %v, want conflict", err)
+	}
+	if _, err := credit("frank", -5, "invoice-2"); !rpc.IsCode(err, rpc.CodeInvalidInput) {
+		t.Fatalf("negative credit: got %v, want invalid_input", err)
+	}
+	verify(t, db, "frank")
+}
+
+func metric(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	return gathered{reg: reg, name: name}
+}
+
+// gathered adapts one metric family of a registry for testutil.ToFloat64.
+type gathered struct {
+	reg  *prometheus.Registry
+	name string
+}
+
+func (g gathered) Describe(chan<- *prometheus.Desc) {}
+func (g gathered) Collect(ch chan<- prometheus.Metric) {
+	mfs, _ := g.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != g.name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(g.name, "", nil, nil), prometheus.UntypedValue, v)
+		}
+	}
+}
+
+func sumCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
