@@ -63,6 +63,9 @@ type Options struct {
 	Log      *slog.Logger
 	// OnContainerStart observes how long create+start took (for metrics); optional.
 	OnContainerStart func(time.Duration)
+	// CgroupRoot is the Docker host's cgroup file system as the runner sees it, for fast
+	// usage figures; default /sys/fs/cgroup. "-" turns it off: Docker's stats API only.
+	CgroupRoot string
 }
 
 // Sandbox creates containers and runs jobs in them.
@@ -74,6 +77,8 @@ type Sandbox struct {
 	log      *slog.Logger
 	oom      *oomWatcher
 	onStart  func(time.Duration)
+	// cgroupRoot is where the Docker host's cgroups are read from; empty: ask Docker.
+	cgroupRoot string
 }
 
 // New returns a Sandbox. Call Watch before running jobs, so that OOM kills are seen.
@@ -83,14 +88,22 @@ func New(docker *client.Client, o Options) *Sandbox {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	root := o.CgroupRoot
+	switch root {
+	case "":
+		root = "/sys/fs/cgroup"
+	case "-":
+		root = ""
+	}
 	return &Sandbox{
-		docker:   docker,
-		runnerID: o.RunnerID,
-		host:     host,
-		pid:      os.Getpid(),
-		log:      log,
-		oom:      newOOMWatcher(),
-		onStart:  o.OnContainerStart,
+		cgroupRoot: root,
+		docker:     docker,
+		runnerID:   o.RunnerID,
+		host:       host,
+		pid:        os.Getpid(),
+		log:        log,
+		oom:        newOOMWatcher(),
+		onStart:    o.OnContainerStart,
 	}
 }
 

@@ -25,7 +25,7 @@ type harness struct {
 	docker  *client.Client
 }
 
-func newHarness(t *testing.T, langs ...string) *harness {
+func newHarness(t testing.TB, langs ...string) *harness {
 	t.Helper()
 	docker := testenv.Docker(t)
 	catalog := testenv.Catalog(t)
