@@ -27,7 +27,7 @@ const (
 )
 
 // startMesh runs an all-in-one on dataDir (kept across restarts) with an edge on a free port.
-func startMesh(t *testing.T, dataDir string, tune func(*config.Config)) *allinone.Instance {
+func startMesh(t testing.TB, dataDir string, tune func(*config.Config)) *allinone.Instance {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.DataDir = dataDir
@@ -67,7 +67,7 @@ func startMesh(t *testing.T, dataDir string, tune func(*config.Config)) *allinon
 }
 
 // waitAvailable polls the languages endpoint until a runner serves every language given.
-func waitAvailable(t *testing.T, base string, langs ...string) {
+func waitAvailable(t testing.TB, base string, langs ...string) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -99,7 +99,7 @@ func waitAvailable(t *testing.T, base string, langs ...string) {
 var httpClient = &http.Client{Timeout: 2 * time.Minute}
 
 // call sends body (any JSON value, or a raw string) and decodes the answer into out.
-func call(t *testing.T, base, method, path, key string, body any, out any) (int, []byte) {
+func call(t testing.TB, base, method, path, key string, body any, out any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -148,7 +148,7 @@ type registered struct {
 
 var userSeq int
 
-func registerUser(t *testing.T, base string) registered {
+func registerUser(t testing.TB, base string) registered {
 	t.Helper()
 	userSeq++
 	name := fmt.Sprintf("user%d_%d", time.Now().UnixNano()%1e6, userSeq)
@@ -171,7 +171,7 @@ type wallet struct {
 	PriceMicros   int64  `json:"priceMicros"`
 }
 
-func getWallet(t *testing.T, base, key string) wallet {
+func getWallet(t testing.TB, base, key string) wallet {
 	t.Helper()
 	var w wallet
 	if status, body := call(t, base, "GET", "/api/wallet", key, nil, &w); status != 200 {
@@ -207,7 +207,7 @@ type executeAnswer struct {
 	} `json:"error"`
 }
 
-func execute(t *testing.T, base, key string, body any) (int, executeAnswer) {
+func execute(t testing.TB, base, key string, body any) (int, executeAnswer) {
 	t.Helper()
 	var a executeAnswer
 	status, _ := call(t, base, "POST", "/api/v1/execute", key, body, &a)
