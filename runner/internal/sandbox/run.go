@@ -35,7 +35,9 @@ type Outcome struct {
 	ErrorMessage  string
 	WallTime      time.Duration // of the run step
 	CPUTime       time.Duration // of the run step (the container's, without the compile)
-	MemoryBytes   int64         // the container's peak
+	// MemoryBytes is the container's peak during the run step, or since its start where
+	// the cgroup's peak cannot be restarted after a compile.
+	MemoryBytes int64
 }
 
 // oomGrace is how long a SIGKILLed program's result waits for Docker's oom event.
@@ -99,9 +101,17 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 			}
 			return out, nil
 		}
-		// The run's CPU time excludes the compile's.
+	}
+	// The run's CPU time excludes the unpack's and the compile's; so does its memory peak
+	// where the cgroup lets us restart it (else the peak is the container's since its
+	// start). Without the cgroup files at hand, Docker's slow stats are asked only when a
+	// compile makes the difference worth it.
+	if u, err := cgroupUsage(s.cgroupRoot, c.ID); err == nil {
+		before = u
+	} else if len(job.Language.Compile) > 0 {
 		before, _ = s.usage(ctx, c.ID)
 	}
+	resetPeak(s.cgroupRoot, c.ID)
 
 	run, err := s.exec(ctx, c, execSpec{
 		op: "run", cmd: expand(job.Language.Run, entry, job.Args),

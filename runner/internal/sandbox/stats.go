@@ -102,3 +102,21 @@ func readInt(path string) (int64, error) {
 	}
 	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
+
+// resetPeak restarts the container's memory peak, so that the run step's peak does not
+// include the compiler's. Best effort: it needs write access to the host's cgroup files
+// (cgroup v1 max_usage_in_bytes; v2 memory.peak from Linux 6.12). It reports whether the
+// peak was reset.
+func resetPeak(root, id string) bool {
+	if root == "" {
+		return false
+	}
+	for _, leaf := range []string{filepath.Join("docker", id), filepath.Join("system.slice", "docker-"+id+".scope")} {
+		for _, f := range []string{filepath.Join(root, "memory", leaf, "memory.max_usage_in_bytes"), filepath.Join(root, leaf, "memory.peak")} {
+			if err := os.WriteFile(f, []byte("0"), 0); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
