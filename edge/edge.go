@@ -27,6 +27,7 @@ import (
 type Config struct {
 	Region      string
 	WaitTimeout time.Duration
+	AdminToken  string
 	// Catalog is the language table; nil loads the built-in one.
 	Catalog *languages.Catalog
 }
@@ -67,7 +68,7 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, gatherer promethe
 		nc:       nc,
 		log:      log,
 	}
-	e.app, err = api.New(api.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout}, nc, cfg.Catalog,
+	e.app, err = api.New(api.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken}, nc, cfg.Catalog,
 		e.dispatch, e.presence, reg, gatherer, log)
 	if err != nil {
 		return nil, fmt.Errorf("build api: %w", err)

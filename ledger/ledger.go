@@ -8,6 +8,7 @@
 //	ledger.wallet       messages.WalletRequest     → messages.WalletReply (opens the wallet on first sight)
 //	ledger.wallet.open  messages.OpenWalletRequest → messages.WalletReply
 //	ledger.credit       messages.CreditRequest     → messages.CreditReply (admin credit, once per reference)
+//	ledger.usage        messages.UsageRequest      → messages.UsageReply (execution records, newest first)
 //
 // and pulls exec.results.> through the durable consumer "ledger-charges" of the RESULTS
 // stream, which the provisioner (shared/streams.Ensure) must have created.
@@ -195,7 +196,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// Handlers outlive ctx a little: requests already delivered get an answer.
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
-	srv := api.NewServer(s.nc, api.New(s.wallet, s.cfg.prices(), s.m), s.m, s.log)
+	srv := api.NewServer(s.nc, api.New(s.wallet, s.records, s.cfg.prices(), s.m), s.m, s.log)
 	if err := srv.Start(handlerCtx); err != nil {
 		return err
 	}

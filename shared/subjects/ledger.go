@@ -10,3 +10,6 @@ const (
 	// (or releases) every job once and writes its execution record.
 	ChargesConsumer = "ledger-charges"
 )
+
+// Usage pages a user's execution records (request-reply, queue QueueLedger).
+const Usage = "ledger.usage"

@@ -40,7 +40,7 @@ func run() error {
 	}
 	defer nc.Close()
 	reg := metrics.NewRegistry()
-	e, err := edge.New(edge.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, Catalog: catalog}, nc, reg, reg, log)
+	e, err := edge.New(edge.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken, Catalog: catalog}, nc, reg, reg, log)
 	if err != nil {
 		return err
 	}

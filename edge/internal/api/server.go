@@ -34,6 +34,7 @@ type Presence interface {
 type Config struct {
 	Region      string
 	WaitTimeout time.Duration
+	AdminToken  string // empty: admin endpoints answer 403
 }
 
 // Server holds the API's dependencies.
@@ -97,12 +98,14 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 	pub := app.Group("/api")
 	pub.Post("/register", s.register)
 	pub.Get("/v1/languages", s.languages)
+	pub.Post("/admin/credit", s.adminCredit)
 
 	auth := app.Group("/api", s.authenticate)
 	auth.Post("/v1/execute", s.executeV1)
 	auth.Post("/v2/execute", s.executeV2)
 	auth.Get("/v1/jobs/:jobId", s.job)
 	auth.Get("/wallet", s.wallet)
+	auth.Get("/usage", s.usage)
 	return app, nil
 }
 

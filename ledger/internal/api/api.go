@@ -1,5 +1,5 @@
-// Package api answers the ledger's request-reply subjects: reserve, wallet, wallet open
-// and admin credit.
+// Package api answers the ledger's request-reply subjects: reserve, wallet, wallet open,
+// admin credit and usage.
 package api
 
 import (
@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/codeexec/codeexec/ledger/internal/pricing"
+	"github.com/codeexec/codeexec/ledger/internal/records"
 	"github.com/codeexec/codeexec/ledger/internal/telemetry"
 	"github.com/codeexec/codeexec/ledger/internal/wallet"
 	"github.com/codeexec/codeexec/shared/messages"
@@ -22,14 +23,15 @@ import (
 
 // Handlers answer the ledger's requests.
 type Handlers struct {
-	wallet *wallet.Store
-	prices pricing.Table
-	m      *telemetry.Metrics
+	wallet  *wallet.Store
+	records *records.Store
+	prices  pricing.Table
+	m       *telemetry.Metrics
 }
 
 // New returns the handlers.
-func New(w *wallet.Store, prices pricing.Table, m *telemetry.Metrics) *Handlers {
-	return &Handlers{wallet: w, prices: prices, m: m}
+func New(w *wallet.Store, r *records.Store, prices pricing.Table, m *telemetry.Metrics) *Handlers {
+	return &Handlers{wallet: w, records: r, prices: prices, m: m}
 }
 
 // Reserve holds the price of one job. Refusals: insufficient_funds (nothing written),
@@ -91,6 +93,43 @@ func (h *Handlers) Credit(ctx context.Context, req messages.CreditRequest) (mess
 		HeldMicros: bal.HeldMicros, Duplicate: !created}, nil
 }
 
+// Usage pages a user's execution records, newest first, with the period's totals.
+func (h *Handlers) Usage(ctx context.Context, req messages.UsageRequest) (messages.UsageReply, error) {
+	if err := checkVersion(req.V); err != nil {
+		return messages.UsageReply{}, err
+	}
+	if req.UserID == "" {
+		return messages.UsageReply{}, rpc.Errorf(rpc.CodeInvalidInput, "userId is required")
+	}
+	if req.Page == 0 {
+		req.Page = 1
+	}
+	if req.PageSize == 0 {
+		req.PageSize = 20
+	}
+	if req.Page < 1 || req.PageSize < 1 || req.PageSize > messages.MaxUsagePageSize {
+		return messages.UsageReply{}, rpc.Errorf(rpc.CodeInvalidInput, "page must be at least 1 and pageSize 1 to %d", messages.MaxUsagePageSize)
+	}
+	if !req.From.IsZero() && !req.To.IsZero() && !req.From.Before(req.To) {
+		return messages.UsageReply{}, rpc.Errorf(rpc.CodeInvalidInput, "from must be before to")
+	}
+	period := records.Period{From: req.From, To: req.To}
+	recs, err := h.records.Page(ctx, req.UserID, period, req.Page, req.PageSize)
+	if err != nil {
+		return messages.UsageReply{}, err
+	}
+	totals, err := h.records.Totals(ctx, req.UserID, period)
+	if err != nil {
+		return messages.UsageReply{}, err
+	}
+	out := messages.UsageReply{V: messages.Version, Page: req.Page, PageSize: req.PageSize, Totals: totals,
+		Records: make([]messages.ExecutionRecord, 0, len(recs))}
+	for _, r := range recs {
+		out.Records = append(out.Records, r.View())
+	}
+	return out, nil
+}
+
 func checkVersion(v int) error {
 	// 0 is a body without "v", taken as version 1; newer versions are refused.
 	if v > messages.Version {
@@ -136,6 +175,7 @@ func (s *Server) Start(ctx context.Context) error {
 		handle(ctx, s, subjects.Wallet, s.h.Wallet),
 		handle(ctx, s, subjects.WalletOpen, s.h.Open),
 		handle(ctx, s, subjects.Credit, s.h.Credit),
+		handle(ctx, s, subjects.Usage, s.h.Usage),
 	)
 	if err != nil {
 		s.Stop(ctx)

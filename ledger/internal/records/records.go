@@ -112,3 +112,79 @@ func (s *Store) Get(ctx context.Context, jobID string) (Record, bool, error) {
 	}
 	return r, true, nil
 }
+
+// Period bounds a usage query; zero times leave that end open.
+type Period struct{ From, To time.Time }
+
+func (p Period) filter(userID string) bson.D {
+	f := bson.D{{Key: "userId", Value: userID}}
+	created := bson.D{}
+	if !p.From.IsZero() {
+		created = append(created, bson.E{Key: "$gte", Value: p.From.UTC()})
+	}
+	if !p.To.IsZero() {
+		created = append(created, bson.E{Key: "$lt", Value: p.To.UTC()})
+	}
+	if len(created) > 0 {
+		f = append(f, bson.E{Key: "createdAt", Value: created})
+	}
+	return f
+}
+
+// Page returns the page-th page (from 1) of size records of userID in p, newest first.
+func (s *Store) Page(ctx context.Context, userID string, p Period, page, size int) ([]Record, error) {
+	opts := options.Find().
+		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
+		SetSkip(int64((page - 1) * size)).
+		SetLimit(int64(size))
+	cur, err := s.c.Find(ctx, p.filter(userID), opts)
+	if err != nil {
+		return nil, fmt.Errorf("find execution records: %w", err)
+	}
+	var out []Record
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("read execution records: %w", err)
+	}
+	return out, nil
+}
+
+// Totals sums the records of userID in p. It adds them up here rather than with $group:
+// FerretDB's $sum gave 0 for these int64 fields.
+func (s *Store) Totals(ctx context.Context, userID string, p Period) (messages.UsageTotals, error) {
+	cur, err := s.c.Find(ctx, p.filter(userID), options.Find().SetProjection(bson.D{
+		{Key: "priceMicros", Value: 1}, {Key: "wallTimeMs", Value: 1}, {Key: "cpuTimeMs", Value: 1},
+	}))
+	if err != nil {
+		return messages.UsageTotals{}, fmt.Errorf("sum execution records: %w", err)
+	}
+	defer cur.Close(ctx)
+	var t messages.UsageTotals
+	for cur.Next(ctx) {
+		var r struct {
+			PriceMicros int64 `bson:"priceMicros"`
+			WallTimeMs  int64 `bson:"wallTimeMs"`
+			CPUTimeMs   int64 `bson:"cpuTimeMs"`
+		}
+		if err := cur.Decode(&r); err != nil {
+			return messages.UsageTotals{}, fmt.Errorf("decode execution record: %w", err)
+		}
+		t.Executions++
+		t.PriceMicros += r.PriceMicros
+		t.WallTimeMs += r.WallTimeMs
+		t.CPUTimeMs += r.CPUTimeMs
+	}
+	if err := cur.Err(); err != nil {
+		return messages.UsageTotals{}, fmt.Errorf("read execution records: %w", err)
+	}
+	return t, nil
+}
+
+// View is the record as the usage endpoint shows it.
+func (r Record) View() messages.ExecutionRecord {
+	return messages.ExecutionRecord{
+		JobID: r.JobID, ProjectID: r.ProjectID, Language: r.Language, Status: r.Status,
+		WallTimeMs: r.WallTimeMs, CPUTimeMs: r.CPUTimeMs, MemoryBytes: r.MemoryBytes, ExitCode: r.ExitCode,
+		Region: r.Region, RunnerID: r.RunnerID, PriceMicros: r.PriceMicros, CreatedAt: r.CreatedAt,
+		Files: r.Files, Stdout: r.Stdout, Stderr: r.Stderr,
+	}
+}
