@@ -3,7 +3,6 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -266,4 +265,24 @@ func TestInvalidJobGetsInternalErrorAndIsTerminated(t *testing.T) {
 	}
 }
 
-var _ = io.Discard
+
+func TestLimitsAndAbuseThroughTheAgent(t *testing.T) {
+	e := start(t, "python")
+	loop := job("job-loop", "python", "while True:\n    pass\n", "", "")
+	loop.Limits = messages.Limits{RunTimeMs: 1000, MemoryBytes: 1 << 40} // the memory ask is clamped
+	e.publish(t, loop)
+	bomb := job("job-fork", "python", "import os, time\nfor _ in range(1000):\n    try:\n        os.fork()\n    except OSError:\n        pass\ntime.sleep(30)\n", "", "")
+	bomb.Limits = messages.Limits{RunTimeMs: 2000}
+	e.publish(t, bomb)
+	if r := e.stored(t, "job-loop", 30*time.Second); r.Status != messages.StatusTimeLimit || r.WallTimeMs < 1000 {
+		t.Errorf("loop: got %s after %d ms, want time_limit_exceeded after ≥1000 ms", r.Status, r.WallTimeMs)
+	}
+	if r := e.stored(t, "job-fork", 30*time.Second); r.Status != messages.StatusTimeLimit {
+		t.Errorf("fork bomb: got %s (%s), want time_limit_exceeded", r.Status, r.ErrorMessage)
+	}
+	// The runner is still healthy.
+	e.publish(t, job("job-after", "python", "print('ok')\n", "", ""))
+	if r := e.stored(t, "job-after", 30*time.Second); r.Status != messages.StatusSucceeded || r.Stdout != "ok\n" {
+		t.Errorf("after the abuse: got %s %q", r.Status, r.Stdout)
+	}
+}

@@ -1,0 +1,252 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/codeexec/codeexec/runner/internal/sandbox"
+	"github.com/codeexec/codeexec/shared/embedded"
+	"github.com/codeexec/codeexec/shared/languages"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/streams"
+	"github.com/codeexec/codeexec/shared/subjects"
+)
+
+// fakeSandbox stands in for Docker on the error paths only; the real path is tested in
+// package runner against real Docker.
+type fakeSandbox struct {
+	run   func(ctx context.Context, job sandbox.Job) (sandbox.Outcome, error)
+	calls atomic.Int32
+}
+
+func (f *fakeSandbox) Run(ctx context.Context, _ *sandbox.Container, job sandbox.Job) (sandbox.Outcome, error) {
+	f.calls.Add(1)
+	return f.run(ctx, job)
+}
+func (f *fakeSandbox) Remove(context.Context, string) {}
+
+type fakePool struct{}
+
+func (fakePool) Take(context.Context, string, string) (*sandbox.Container, bool, error) {
+	return &sandbox.Container{ID: "fake-container-id"}, true, nil
+}
+
+type fixture struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startAgent(t *testing.T, sb Sandbox, cfg Config) *fixture {
+	t.Helper()
+	srv, err := embedded.StartNATS(t.TempDir(), embedded.NATSOptions{Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("agent-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if err := streams.Ensure(context.Background(), js, 1); err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := languages.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	py, _ := catalog.Resolve("python")
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RunnerID, cfg.Region = "r1", "local"
+	a, err := New(cfg, nc, sb, fakePool{}, catalog, []*languages.Language{py}, m, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fixture{nc: nc, js: js, cancel: cancel, done: make(chan error, 1)}
+	go func() { f.done <- a.Run(ctx) }()
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { cancel(); <-f.done }) })
+	return f
+}
+
+func (f *fixture) publish(t *testing.T, id string) {
+	t.Helper()
+	j := messages.Job{V: 1, JobID: id, UserID: "u1", Language: "py", Region: "local",
+		Files: []messages.File{{Filename: "main.py", Code: "print(1)", IsEntryPoint: true}}}
+	data, _ := json.Marshal(j)
+	if _, err := f.js.Publish(context.Background(), subjects.Jobs("local", "python"), data, jetstream.WithMsgID(id)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) result(t *testing.T, id string, wait time.Duration) messages.Result {
+	t.Helper()
+	s, err := f.js.Stream(context.Background(), subjects.ResultsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		m, err := s.GetLastMsgForSubject(context.Background(), subjects.Results(id))
+		if err == nil {
+			var r messages.Result
+			_ = json.Unmarshal(m.Data, &r)
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no result for %s: %v", id, err)
+		}
+	}
+}
+
+func (f *fixture) jobsLeft(t *testing.T) uint64 {
+	t.Helper()
+	s, _ := f.js.Stream(context.Background(), subjects.JobsStream)
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestInfraFailureIsRetriedThenInternalError(t *testing.T) {
+	sb := &fakeSandbox{run: func(context.Context, sandbox.Job) (sandbox.Outcome, error) {
+		return sandbox.Outcome{}, &sandbox.InfraError{Op: "create container", Err: errors.New("daemon gone")}
+	}}
+	f := startAgent(t, sb, Config{Slots: 1, NakDelay: 100 * time.Millisecond})
+	f.publish(t, "job-infra")
+	r := f.result(t, "job-infra", 20*time.Second)
+	if r.Status != messages.StatusInternalError || r.Language != "python" {
+		t.Errorf("result: got %s (%s), want internal_error of python", r.Status, r.Language)
+	}
+	if got := sb.calls.Load(); got != streams.JobMaxDeliver {
+		t.Errorf("sandbox runs: got %d, want one per delivery (%d)", got, streams.JobMaxDeliver)
+	}
+	if r.Attempt != streams.JobMaxDeliver {
+		t.Errorf("attempt: got %d, want %d", r.Attempt, streams.JobMaxDeliver)
+	}
+	// Terminated: a work queue drops it.
+	for deadline := time.Now().Add(5 * time.Second); f.jobsLeft(t) != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("terminated job still in the stream")
+		}
+	}
+}
+
+func TestInfraFailureThenSuccess(t *testing.T) {
+	sb := &fakeSandbox{}
+	sb.run = func(context.Context, sandbox.Job) (sandbox.Outcome, error) {
+		if sb.calls.Load() == 1 {
+			return sandbox.Outcome{}, &sandbox.InfraError{Op: "start exec", Err: errors.New("flaky")}
+		}
+		zero := 0
+		return sandbox.Outcome{Status: messages.StatusSucceeded, Stdout: "1\n", ExitCode: &zero}, nil
+	}
+	f := startAgent(t, sb, Config{Slots: 1, NakDelay: 100 * time.Millisecond})
+	f.publish(t, "job-flaky")
+	r := f.result(t, "job-flaky", 20*time.Second)
+	if r.Status != messages.StatusSucceeded || r.Attempt != 2 {
+		t.Errorf("result: got %s attempt %d, want succeeded on attempt 2", r.Status, r.Attempt)
+	}
+}
+
+func TestDrainFinishesHeldJobs(t *testing.T) {
+	started := make(chan struct{})
+	sb := &fakeSandbox{run: func(ctx context.Context, _ sandbox.Job) (sandbox.Outcome, error) {
+		close(started)
+		select {
+		case <-time.After(time.Second): // a job that outlives the shutdown signal
+		case <-ctx.Done():
+			return sandbox.Outcome{}, ctx.Err()
+		}
+		zero := 0
+		return sandbox.Outcome{Status: messages.StatusSucceeded, ExitCode: &zero}, nil
+	}}
+	f := startAgent(t, sb, Config{Slots: 2})
+	hb, _ := f.nc.SubscribeSync(subjects.Heartbeat("local", "r1"))
+	f.publish(t, "job-drain")
+	<-started
+	f.cancel()
+	select {
+	case err := <-f.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if r := f.result(t, "job-drain", time.Second); r.Status != messages.StatusSucceeded {
+		t.Errorf("drained job: got %s, want succeeded", r.Status)
+	}
+	if n := f.jobsLeft(t); n != 0 {
+		t.Errorf("%d jobs left unacked", n)
+	}
+	var draining bool
+	for {
+		m, err := hb.NextMsg(100 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		var beat messages.Heartbeat
+		_ = json.Unmarshal(m.Data, &beat)
+		draining = draining || beat.Draining
+	}
+	if !draining {
+		t.Error("no heartbeat said draining")
+	}
+	f.done <- nil // for the cleanup
+}
+
+func TestOneJobPerFreeSlot(t *testing.T) {
+	var running, peak atomic.Int32
+	release := make(chan struct{})
+	sb := &fakeSandbox{run: func(context.Context, sandbox.Job) (sandbox.Outcome, error) {
+		n := running.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-release
+		running.Add(-1)
+		zero := 0
+		return sandbox.Outcome{Status: messages.StatusSucceeded, ExitCode: &zero}, nil
+	}}
+	f := startAgent(t, sb, Config{Slots: 2})
+	for _, id := range []string{"j1", "j2", "j3", "j4", "j5"} {
+		f.publish(t, id)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	// Two run, three wait in the stream, not in the runner: nobody else could take them.
+	cons, err := f.js.Consumer(context.Background(), subjects.JobsStream, subjects.JobConsumer("local", "python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 2 || info.NumPending != 3 {
+		t.Errorf("ack pending %d, pending %d; want 2 and 3", info.NumAckPending, info.NumPending)
+	}
+	close(release)
+	for _, id := range []string{"j1", "j2", "j3", "j4", "j5"} {
+		f.result(t, id, 10*time.Second)
+	}
+	if p := peak.Load(); p != 2 {
+		t.Errorf("peak concurrent jobs: got %d, want 2", p)
+	}
+}

@@ -1,0 +1,74 @@
+package pool_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/codeexec/codeexec/runner/internal/pool"
+	"github.com/codeexec/codeexec/runner/internal/sandbox"
+	"github.com/codeexec/codeexec/runner/internal/testenv"
+)
+
+func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
+	docker := testenv.Docker(t)
+	catalog := testenv.Catalog(t)
+	testenv.RequireImage(t, docker, catalog, "python")
+	py, _ := catalog.Resolve("python")
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	sb := sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler)})
+
+	const size = 2
+	p := pool.New(sb, size, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}}, slog.New(slog.DiscardHandler), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait(); _, _ = sb.RemoveLeftovers(context.Background()) })
+
+	count := func() int {
+		ids, err := sb.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ids)
+	}
+	waitWarm := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); p.Warm("python") != n; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("warm: got %d, want %d", p.Warm("python"), n)
+			}
+		}
+	}
+	waitWarm(size)
+
+	// Taking refills; the taken containers are the caller's, never returned.
+	var taken []*sandbox.Container
+	for range 5 {
+		c, _, err := p.Take(context.Background(), "python", "job")
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, c)
+	}
+	waitWarm(size)
+	time.Sleep(500 * time.Millisecond) // a refill overshooting would show now
+	if got, want := count(), size+len(taken); got != want {
+		t.Errorf("containers: got %d, want %d (warm %d + taken %d)", got, want, size, len(taken))
+	}
+	for _, c := range taken {
+		sb.Remove(context.Background(), c.ID)
+	}
+
+	cancel()
+	wg.Wait()
+	if n := count(); n != 0 {
+		t.Errorf("%d containers after shutdown, want 0", n)
+	}
+}
