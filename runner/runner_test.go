@@ -265,7 +265,6 @@ func TestInvalidJobGetsInternalErrorAndIsTerminated(t *testing.T) {
 	}
 }
 
-
 func TestLimitsAndAbuseThroughTheAgent(t *testing.T) {
 	e := start(t, "python")
 	loop := job("job-loop", "python", "while True:\n    pass\n", "", "")

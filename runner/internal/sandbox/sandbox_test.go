@@ -164,3 +164,13 @@ func TestSignalDeathNamesTheSignal(t *testing.T) {
 		t.Errorf("signal: got %q (%q), want SIGSEGV", out.Signal, out.ErrorMessage)
 	}
 }
+
+// A program that SIGKILLs itself far below its memory limit is no OOM.
+func TestSelfKillIsNotMemoryLimit(t *testing.T) {
+	h := newHarness(t, "python")
+	out := h.run(t, "python", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", "", messages.Limits{})
+	wantStatus(t, out, messages.StatusRuntimeError)
+	if out.Signal != "SIGKILL" {
+		t.Errorf("signal: got %q, want SIGKILL", out.Signal)
+	}
+}
