@@ -35,6 +35,12 @@ type Config struct {
 	Languages     []string      // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
 	DebugFerretDB bool          // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
 
+	// Request limits, shared by every edge through JetStream key-value buckets.
+	RatePerSec    float64       // CODEEXEC_RATE_PER_SEC: requests per second per credential (token refill)
+	RateBurst     int           // CODEEXEC_RATE_BURST: token bucket size
+	MaxConcurrent int           // CODEEXEC_MAX_CONCURRENT: executions one account runs at once
+	KeyCacheTTL   time.Duration // CODEEXEC_KEY_CACHE_TTL: how long an edge trusts a valid key check
+
 	// NATSListen is where the all-in-one's embedded NATS also accepts TCP clients (other
 	// runners, say), as host:port; empty: in-process connections only.
 	NATSListen string // CODEEXEC_NATS_LISTEN
@@ -70,6 +76,10 @@ func Defaults() Config {
 		RunnerSlots:      4,
 		PoolSize:         2,
 		Services:         AllServices,
+		RatePerSec:       10,
+		RateBurst:        20,
+		MaxConcurrent:    8,
+		KeyCacheTTL:      30 * time.Second,
 	}
 }
 
@@ -116,12 +126,27 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	num("CODEEXEC_PRICE_MICROS", &c.PriceMicros)
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)
 	integer("CODEEXEC_POOL_SIZE", &c.PoolSize)
-	if v, ok := lookup("CODEEXEC_WAIT_TIMEOUT"); ok && v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("CODEEXEC_WAIT_TIMEOUT: %w", err))
+	integer("CODEEXEC_RATE_BURST", &c.RateBurst)
+	integer("CODEEXEC_MAX_CONCURRENT", &c.MaxConcurrent)
+	duration := func(key string, dst *time.Duration) {
+		if v, ok := lookup(key); ok && strings.TrimSpace(v) != "" {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				return
+			}
+			*dst = d
 		}
-		c.WaitTimeout = d
+	}
+	duration("CODEEXEC_WAIT_TIMEOUT", &c.WaitTimeout)
+	duration("CODEEXEC_KEY_CACHE_TTL", &c.KeyCacheTTL)
+	if v, ok := lookup("CODEEXEC_RATE_PER_SEC"); ok && strings.TrimSpace(v) != "" {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CODEEXEC_RATE_PER_SEC: %w", err))
+		} else {
+			c.RatePerSec = f
+		}
 	}
 	if v, ok := lookup("CODEEXEC_LANGUAGES"); ok && v != "" {
 		c.Languages = list(v)
@@ -168,6 +193,18 @@ func (c Config) Validate() error {
 	}
 	if c.PoolSize < 0 {
 		errs = append(errs, errors.New("CODEEXEC_POOL_SIZE must not be negative"))
+	}
+	if !(c.RatePerSec > 0) || c.RatePerSec > 1e6 {
+		errs = append(errs, errors.New("CODEEXEC_RATE_PER_SEC must be above 0 (at most 1000000)"))
+	}
+	if c.RateBurst < 1 {
+		errs = append(errs, errors.New("CODEEXEC_RATE_BURST must be at least 1"))
+	}
+	if c.MaxConcurrent < 1 {
+		errs = append(errs, errors.New("CODEEXEC_MAX_CONCURRENT must be at least 1"))
+	}
+	if c.KeyCacheTTL < 0 {
+		errs = append(errs, errors.New("CODEEXEC_KEY_CACHE_TTL must not be negative"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("CODEEXEC_LOG_FORMAT %q: want text or json", c.LogFormat))

@@ -85,15 +85,17 @@ func JobIndexConfig(replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// Ensure creates or updates the job and result streams and the job index bucket.
+// Ensure creates or updates the job and result streams and the key-value buckets.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	for _, cfg := range []jetstream.StreamConfig{JobsConfig(replicas), ResultsConfig(replicas)} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, JobIndexConfig(replicas)); err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", subjects.JobIndexBucket, err)
+	for _, cfg := range []jetstream.KeyValueConfig{JobIndexConfig(replicas), RateLimitConfig(replicas), ConcurrencyConfig(replicas)} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
+		}
 	}
 	return nil
 }
