@@ -48,7 +48,7 @@ func TestUsageAndAdminCredit(t *testing.T) {
 		if status, body := call(t, mesh.URL, "GET", "/api/usage", user.APIKey, nil, &page); status != 200 {
 			t.Fatalf("usage: %d %s", status, body)
 		}
-		if page.Totals.Executions == 2 {
+		if page.Totals.Executions == 2 && len(page.Records) == 2 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -31,8 +31,8 @@ type Config struct {
 	Slots int
 	// MaxAckPending is set on the job consumers (streams.JobConsumerConfig); default Slots.
 	MaxAckPending int
-	// FetchExpiry bounds one pull request; default 1 s, or 250 ms when there are more
-	// languages than slots (an idle pull holds a slot, so pulls must rotate).
+	// FetchExpiry bounds one pull request; default 1 s. It is also the longest a drain
+	// waits for the pulls in flight.
 	FetchExpiry time.Duration
 	// NakDelay is how long a job that hit an infrastructure failure waits before redelivery.
 	NakDelay time.Duration
@@ -51,9 +51,6 @@ func (c *Config) defaults(langs int) {
 	}
 	if c.FetchExpiry == 0 {
 		c.FetchExpiry = time.Second
-		if langs > c.Slots {
-			c.FetchExpiry = 250 * time.Millisecond
-		}
 	}
 	if c.NakDelay == 0 {
 		c.NakDelay = 3 * time.Second
@@ -90,6 +87,9 @@ type Agent struct {
 	log     *slog.Logger
 
 	slots chan struct{}
+	// freed is closed, and replaced, whenever a slot is given back.
+	freedMu sync.Mutex
+	freed   chan struct{}
 	// maxDeliver is each consumer's MaxDeliver (by language), read-only once Run pulls.
 	maxDeliver map[string]uint64
 	draining   atomic.Bool
@@ -109,7 +109,8 @@ func New(cfg Config, nc *nats.Conn, sb Sandbox, pool Pool, catalog *languages.Ca
 	}
 	return &Agent{
 		cfg: cfg, nc: nc, js: js, sb: sb, pool: pool, catalog: catalog, langs: langs,
-		metrics: m, log: log, slots: make(chan struct{}, cfg.Slots), maxDeliver: map[string]uint64{},
+		metrics: m, log: log, slots: make(chan struct{}, cfg.Slots), freed: make(chan struct{}),
+		maxDeliver: map[string]uint64{},
 	}, nil
 }
 
@@ -181,24 +182,20 @@ func (a *Agent) bind(ctx context.Context, lang string) (jetstream.Consumer, erro
 	return c, nil
 }
 
-// pull takes one job of lang per free slot until ctx ends.
+// pull takes jobs of lang until ctx ends. It asks for one job only while a slot is free,
+// but does not hold the slot while it waits, so that every language is listened to at once
+// and a job is picked up as soon as it is published. A job that arrives just after another
+// language took the last free slot waits here for one, with in-progress pings: at most one
+// such job per language.
 func (a *Agent) pull(ctx, jobCtx context.Context, lang *languages.Language, cons jetstream.Consumer,
 	results jetstream.Stream, jobs *sync.WaitGroup) {
 	backoff := 100 * time.Millisecond
 	for {
-		select {
-		case a.slots <- struct{}{}:
-		case <-ctx.Done():
+		if !a.waitFree(ctx) {
 			return
 		}
-		if ctx.Err() != nil {
-			a.release()
-			return
-		}
-		a.metrics.SlotsFree.Set(float64(a.free()))
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(a.cfg.FetchExpiry))
 		if err != nil {
-			a.release()
 			a.log.Warn("pull job", "language", lang.Name, "err", err)
 			select {
 			case <-time.After(backoff):
@@ -217,8 +214,14 @@ func (a *Agent) pull(ctx, jobCtx context.Context, lang *languages.Language, cons
 		}
 		backoff = 100 * time.Millisecond
 		if msg == nil {
-			a.release()
 			continue
+		}
+		if !a.acquire(ctx, msg) {
+			// Draining before the job started: give it back at once for another runner.
+			if err := msg.Nak(); err != nil {
+				a.log.Warn("give back a job not started", "language", lang.Name, "err", err)
+			}
+			return
 		}
 		jobs.Add(1)
 		go func() {
@@ -229,9 +232,50 @@ func (a *Agent) pull(ctx, jobCtx context.Context, lang *languages.Language, cons
 	}
 }
 
+// waitFree returns true once a slot is free (without taking it), false when ctx ends.
+func (a *Agent) waitFree(ctx context.Context) bool {
+	for {
+		a.freedMu.Lock()
+		freed := a.freed
+		a.freedMu.Unlock()
+		if a.free() > 0 {
+			return ctx.Err() == nil
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// acquire takes a slot for msg, pinging in-progress while it waits; false when ctx ends first.
+func (a *Agent) acquire(ctx context.Context, msg jetstream.Msg) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	ping := time.NewTicker(a.cfg.ProgressEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case a.slots <- struct{}{}:
+			a.metrics.SlotsFree.Set(float64(a.free()))
+			return true
+		case <-ping.C:
+			_ = msg.InProgress()
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 func (a *Agent) release() {
 	<-a.slots
 	a.metrics.SlotsFree.Set(float64(a.free()))
+	a.freedMu.Lock()
+	close(a.freed)
+	a.freed = make(chan struct{})
+	a.freedMu.Unlock()
 }
 
 func (a *Agent) free() int { return a.cfg.Slots - len(a.slots) }

@@ -4,8 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,27 +65,26 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	if err != nil {
 		return out, infra("pack files", err)
 	}
-	unpack, err := s.exec(ctx, c, execSpec{
-		op: "unpack files", cmd: []string{"tar", "-x", "-C", WorkDir, "-f", "-"},
-		stdin: bytes.NewReader(archive), timeout: 30 * time.Second, outputCap: 64 << 10,
-	})
+	// The files travel on the stdin of the job's first process (the compiler, or else the
+	// program itself), which unpacks them and then becomes that process: one exec less.
+	unpack, err := newUnpacker(archive)
 	if err != nil {
 		return out, err
-	}
-	if unpack.end != endExited || unpack.exitCode != 0 {
-		_, stderr := unpack.out.Strings()
-		return out, infraf("unpack files", "tar ended %d (exit %d): %s", unpack.end, unpack.exitCode, strings.TrimSpace(stderr))
 	}
 
 	var before usage
 	if len(job.Language.Compile) > 0 {
 		comp, err := s.exec(ctx, c, execSpec{
-			op: "compile", cmd: expand(job.Language.Compile, entry, nil),
-			timeout: ms(lim.CompileTimeMs), outputCap: lim.OutputBytes,
+			op: "compile", cmd: unpack.wrap(expand(job.Language.Compile, entry, nil)),
+			stdin: unpack.stdin(""), timeout: ms(lim.CompileTimeMs), outputCap: lim.OutputBytes,
 		})
 		if err != nil {
 			return out, err
 		}
+		if err := unpack.check(comp); err != nil {
+			return out, err
+		}
+		unpack = nil // done
 		stdout, stderr := comp.out.Strings()
 		out.CompileOutput = stdout + stderr
 		switch {
@@ -102,7 +105,8 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 			return out, nil
 		}
 	}
-	// The run's CPU time excludes the unpack's and the compile's; so does its memory peak
+	// The run's CPU time excludes the compile's (a program that needs none unpacks its own
+	// files, a few milliseconds of tar counted with it); so does its memory peak
 	// where the cgroup lets us restart it (else the peak is the container's since its
 	// start). Without the cgroup files at hand, Docker's slow stats are asked only when a
 	// compile makes the difference worth it.
@@ -113,13 +117,21 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	}
 	resetPeak(s.cgroupRoot, c.ID)
 
+	runCmd, runStdin := expand(job.Language.Run, entry, job.Args), io.Reader(strings.NewReader(job.Stdin))
+	if unpack != nil {
+		runCmd, runStdin = unpack.wrap(runCmd), unpack.stdin(job.Stdin)
+	}
 	run, err := s.exec(ctx, c, execSpec{
-		op: "run", cmd: expand(job.Language.Run, entry, job.Args),
-		stdin: strings.NewReader(job.Stdin), timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes,
-		wantUsage: true,
+		op: "run", cmd: runCmd, stdin: runStdin,
+		timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes, wantUsage: true,
 	})
 	if err != nil {
 		return out, err
+	}
+	if unpack != nil {
+		if err := unpack.check(run); err != nil {
+			return out, err
+		}
 	}
 	out.Stdout, out.Stderr = run.out.Strings()
 	out.WallTime = run.wall
@@ -196,6 +208,48 @@ func expand(argv []string, entry string, args []string) []string {
 		out = append(out, r.Replace(a))
 	}
 	return append(out, args...)
+}
+
+// unpacker puts a job's files in the work dir from the stdin of the job's first process:
+// `sh -c 'head -c N | tar -x … && exec "$@"'` reads exactly the archive's N bytes (head
+// never reads past them), so what follows on stdin is the program's own input.
+type unpacker struct {
+	archive []byte
+	// marker, printed on stderr when unpacking fails, carries a random nonce so that no
+	// program can fake an unpack failure (and with it a free retry).
+	marker string
+}
+
+// unpackFailed is the exit code of the wrapper when the files could not be unpacked.
+const unpackFailed = 125
+
+func newUnpacker(archive []byte) (*unpacker, error) {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, infra("unpack nonce", err)
+	}
+	return &unpacker{archive: archive, marker: "codeexec-unpack-failed-" + hex.EncodeToString(nonce)}, nil
+}
+
+func (u *unpacker) wrap(cmd []string) []string {
+	script := fmt.Sprintf(`head -c "$0" | tar -x -m -C %s -f - || { echo %s >&2; exit %d; }; exec "$@"`,
+		WorkDir, u.marker, unpackFailed)
+	return append([]string{"sh", "-c", script, strconv.Itoa(len(u.archive))}, cmd...)
+}
+
+func (u *unpacker) stdin(rest string) io.Reader {
+	return io.MultiReader(bytes.NewReader(u.archive), strings.NewReader(rest))
+}
+
+// check turns an unpack failure into an infrastructure error.
+func (u *unpacker) check(r execResult) error {
+	if r.end != endExited || r.exitCode != unpackFailed {
+		return nil
+	}
+	if _, stderr := r.out.Strings(); strings.Contains(stderr, u.marker) {
+		return infraf("unpack files", "tar failed: %s", strings.TrimSpace(strings.ReplaceAll(stderr, u.marker, "")))
+	}
+	return nil
 }
 
 // tarFiles packs the job's files, owned by the sandbox user, directories included.
