@@ -1,5 +1,6 @@
-// Package accounts is CodeExec's accounts service: users, API keys and the key checks the
-// edge asks for over NATS. It owns its MongoDB collections; nothing else reads them.
+// Package accounts is CodeExec's accounts service: users, sessions, API keys, projects and
+// their share links, and the key and session checks the edge asks for over NATS. It owns
+// its MongoDB collections; nothing else reads them.
 package accounts
 
 import (
@@ -7,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +16,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/codeexec/codeexec/accounts/internal/keys"
+	"github.com/codeexec/codeexec/accounts/internal/projects"
+	"github.com/codeexec/codeexec/accounts/internal/sessions"
 	"github.com/codeexec/codeexec/accounts/internal/users"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/metrics"
@@ -23,17 +27,24 @@ import (
 
 // Service answers the accounts subjects.
 type Service struct {
-	nc    *nats.Conn
-	log   *slog.Logger
-	users *users.Store
-	keys  *keys.Store
-	m     *serviceMetrics
+	nc       *nats.Conn
+	log      *slog.Logger
+	users    *users.Store
+	keys     *keys.Store
+	usage    *keys.Usage
+	used     chan string // key ids whose last use is due to be written
+	sessions *sessions.Store
+	projects *projects.Store
+	m        *serviceMetrics
 }
 
 type serviceMetrics struct {
 	registrations *prometheus.CounterVec
 	keyChecks     *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
+	logins        *prometheus.CounterVec
+	sessionChecks *prometheus.CounterVec
+	revocations   prometheus.Counter
 }
 
 // New builds the service on db and nc; reg receives its metrics.
@@ -49,13 +60,24 @@ func New(nc *nats.Conn, db *mongo.Database, reg prometheus.Registerer, log *slog
 			Name: "codeexec_accounts_request_seconds", Help: "Time to answer a request, by subject.",
 			Buckets: metrics.LatencyBuckets,
 		}, []string{"subject"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codeexec_accounts_logins_total", Help: "Logins by outcome (ok, failed, error).",
+		}, []string{"outcome"}),
+		sessionChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codeexec_accounts_session_checks_total", Help: "Session checks by result (valid, invalid, error).",
+		}, []string{"result"}),
+		revocations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "codeexec_accounts_key_revocations_total", Help: "API keys revoked.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.registrations, m.keyChecks, m.latency} {
+	for _, c := range []prometheus.Collector{m.registrations, m.keyChecks, m.latency, m.logins, m.sessionChecks, m.revocations} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register accounts metrics: %w", err)
 		}
 	}
-	return &Service{nc: nc, log: log, users: users.NewStore(db), keys: keys.NewStore(db), m: m}, nil
+	ks := keys.NewStore(db)
+	return &Service{nc: nc, log: log, users: users.NewStore(db), keys: ks, usage: keys.NewUsage(ks),
+		used: make(chan string, 1024), sessions: sessions.NewStore(db, 0), projects: projects.NewStore(db), m: m}, nil
 }
 
 // Run prepares the collections, answers requests until ctx ends, then stops listening.
@@ -66,28 +88,70 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.keys.EnsureIndexes(ctx); err != nil {
 		return err
 	}
-	subs := make([]*nats.Subscription, 0, 2)
+	if err := s.projects.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	bg, stopBackground := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		stopBackground()
+		wg.Wait()
+	}()
+	wg.Add(2)
+	go func() { defer wg.Done(); s.writeUsage(bg) }()
+	go func() { defer wg.Done(); s.sweepSessions(bg, time.Hour) }()
+
+	subs := make([]*nats.Subscription, 0, 20)
 	defer func() {
 		for _, sub := range subs {
 			_ = sub.Drain()
 		}
 	}()
-	sub, err := rpc.Handle(ctx, s.nc, s.log, subjects.Register, subjects.QueueAccounts, timed(s, subjects.Register, s.register))
-	if err != nil {
-		return err
+	for _, h := range s.handlers() {
+		sub, err := h(ctx)
+		if err != nil {
+			return err
+		}
+		subs = append(subs, sub)
 	}
-	subs = append(subs, sub)
-	sub, err = rpc.Handle(ctx, s.nc, s.log, subjects.KeyVerify, subjects.QueueAccounts, timed(s, subjects.KeyVerify, s.verifyKey))
-	if err != nil {
-		return err
-	}
-	subs = append(subs, sub)
 	if err := s.nc.Flush(); err != nil {
 		return fmt.Errorf("flush subscriptions: %w", err)
 	}
 	s.log.Info("accounts service ready")
 	<-ctx.Done()
 	return nil
+}
+
+type handler func(context.Context) (*nats.Subscription, error)
+
+// handle answers subject with fn, timed, in the accounts queue group.
+func handle[Req, Resp any](s *Service, subject string, fn func(context.Context, Req) (Resp, error)) handler {
+	return func(ctx context.Context) (*nats.Subscription, error) {
+		return rpc.Handle(ctx, s.nc, s.log, subject, subjects.QueueAccounts, timed(s, subject, fn))
+	}
+}
+
+func (s *Service) handlers() []handler {
+	return []handler{
+		handle(s, subjects.Register, s.register),
+		handle(s, subjects.KeyVerify, s.verifyKey),
+		handle(s, subjects.Login, s.login),
+		handle(s, subjects.SessionVerify, s.verifySession),
+		handle(s, subjects.Logout, s.logout),
+		handle(s, subjects.User, s.user),
+		handle(s, subjects.KeyCreate, s.createKey),
+		handle(s, subjects.KeyList, s.listKeys),
+		handle(s, subjects.KeyRevoke, s.revokeKey),
+		handle(s, subjects.ProjectCreate, s.createProject),
+		handle(s, subjects.ProjectList, s.listProjects),
+		handle(s, subjects.ProjectGet, s.getProject),
+		handle(s, subjects.ProjectUpdate, s.updateProject),
+		handle(s, subjects.ProjectDelete, s.deleteProject),
+		handle(s, subjects.ProjectShare, s.shareProject),
+		handle(s, subjects.ProjectUnshare, s.unshareProject),
+		handle(s, subjects.SharedGet, s.getShared),
+		handle(s, subjects.SharedFork, s.forkShared),
+	}
 }
 
 func timed[Req, Resp any](s *Service, subject string, fn func(context.Context, Req) (Resp, error)) func(context.Context, Req) (Resp, error) {
@@ -138,5 +202,6 @@ func (s *Service) verifyKey(ctx context.Context, req messages.KeyVerifyRequest) 
 		return messages.KeyVerifyReply{}, err
 	}
 	s.m.keyChecks.WithLabelValues("valid").Inc()
+	s.noteUse(k.KeyID)
 	return messages.KeyVerifyReply{V: messages.Version, Valid: true, UserID: k.UserID, KeyID: k.KeyID}, nil
 }

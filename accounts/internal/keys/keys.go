@@ -44,12 +44,14 @@ type Key struct {
 type Store struct {
 	keys        *mongo.Collection
 	revocations *mongo.Collection
+	usage       *mongo.Collection
 	now         func() time.Time
 }
 
-// NewStore uses the collections "api_keys" and "api_key_revocations" of db.
+// NewStore uses the collections "api_keys", "api_key_revocations" and "api_key_usage" of db.
 func NewStore(db *mongo.Database) *Store {
-	return &Store{keys: db.Collection("api_keys"), revocations: db.Collection("api_key_revocations"), now: time.Now}
+	return &Store{keys: db.Collection("api_keys"), revocations: db.Collection("api_key_revocations"),
+		usage: db.Collection("api_key_usage"), now: time.Now}
 }
 
 // EnsureIndexes creates the indexes the store relies on.

@@ -45,6 +45,7 @@ type Store struct {
 	users    *mongo.Collection
 	bcrypter func(password []byte) ([]byte, error)
 	now      func() time.Time
+	dummy    dummy
 }
 
 // NewStore uses the collection "users" of db.
