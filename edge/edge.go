@@ -18,8 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/codeexec/codeexec/edge/internal/api"
+	"github.com/codeexec/codeexec/edge/internal/authcache"
 	"github.com/codeexec/codeexec/edge/internal/dispatch"
+	"github.com/codeexec/codeexec/edge/internal/limits"
 	"github.com/codeexec/codeexec/edge/internal/presence"
+	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/languages"
 )
 
@@ -30,6 +33,26 @@ type Config struct {
 	AdminToken  string
 	// Catalog is the language table; nil loads the built-in one.
 	Catalog *languages.Catalog
+
+	// KeyCacheTTL is how long a valid key or session check is trusted (0: 30 s; negative:
+	// no caching). Revocations reach every edge's cache through NATS events.
+	KeyCacheTTL time.Duration
+	// RatePerSec and RateBurst are every credential's token bucket (0: 10/s and 20);
+	// MaxConcurrent bounds an account's executions at once (0: 8). All edges share them.
+	RatePerSec    float64
+	RateBurst     int
+	MaxConcurrent int
+}
+
+// ConfigFrom takes the edge's settings from the process configuration (the catalog is
+// left for the caller). CODEEXEC_KEY_CACHE_TTL=0 turns the credential cache off.
+func ConfigFrom(c config.Config) Config {
+	ttl := c.KeyCacheTTL
+	if ttl == 0 {
+		ttl = -1
+	}
+	return Config{Region: c.Region, WaitTimeout: c.WaitTimeout, AdminToken: c.AdminToken, KeyCacheTTL: ttl,
+		RatePerSec: c.RatePerSec, RateBurst: c.RateBurst, MaxConcurrent: c.MaxConcurrent}
 }
 
 // Edge is one edge instance. Several may run against the same NATS.
@@ -38,6 +61,9 @@ type Edge struct {
 	app      *fiber.App
 	dispatch *dispatch.Dispatcher
 	presence *presence.Tracker
+	creds    *authcache.Cache
+	limiter  *limits.Limiter
+	js       jetstream.JetStream
 	nc       *nats.Conn
 	log      *slog.Logger
 }
@@ -61,15 +87,28 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, gatherer promethe
 	}
 	id := "edge-" + hex.EncodeToString(idBytes)
 	log = log.With("edge_id", id)
+	if cfg.RatePerSec <= 0 {
+		cfg.RatePerSec = 10
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = 20
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 8
+	}
 	e := &Edge{
 		id:       id,
 		dispatch: dispatch.New(id, nc, js, log),
 		presence: presence.NewTracker(log, nil),
-		nc:       nc,
-		log:      log,
+		creds:    authcache.New(cfg.KeyCacheTTL, func() uint64 { return nc.Stats().Reconnects }, nil, log),
+		limiter: limits.New(limits.Config{RatePerSec: cfg.RatePerSec, Burst: cfg.RateBurst, MaxConcurrent: cfg.MaxConcurrent,
+			LeaseTTL: cfg.WaitTimeout + limits.DefaultLeaseTTL}, nil),
+		js:  js,
+		nc:  nc,
+		log: log,
 	}
-	e.app, err = api.New(api.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken}, nc, cfg.Catalog,
-		e.dispatch, e.presence, reg, gatherer, log)
+	e.app, err = api.New(api.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken,
+		Credentials: e.creds, Limiter: e.limiter}, nc, cfg.Catalog, e.dispatch, e.presence, reg, gatherer, log)
 	if err != nil {
 		return nil, fmt.Errorf("build api: %w", err)
 	}
@@ -94,6 +133,13 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer e.dispatch.Stop()
+	if err := e.limiter.Start(ctx, e.js); err != nil {
+		return err
+	}
+	if err := e.creds.Start(ctx, e.nc); err != nil {
+		return err
+	}
+	defer e.creds.Stop()
 	errc := make(chan error, 1)
 	go func() { errc <- e.app.Listener(ln) }()
 	e.log.Info("edge listening", "addr", ln.Addr().String())

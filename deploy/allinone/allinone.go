@@ -136,8 +136,9 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 		if err != nil {
 			return inst, err
 		}
-		e, err := edge.New(edge.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken, Catalog: catalog},
-			nc, reg, reg, log.With("service", "edge"))
+		ecfg := edge.ConfigFrom(cfg)
+		ecfg.Catalog = catalog
+		e, err := edge.New(ecfg, nc, reg, reg, log.With("service", "edge"))
 		if err != nil {
 			return inst, err
 		}

@@ -31,6 +31,7 @@ func BenchmarkExecute(b *testing.B) {
 	defer docker.Close()
 	mesh := startMesh(b, b.TempDir(), func(c *config.Config) {
 		c.FreeCreditMicros = 1_000_000_000
+		c.RatePerSec, c.RateBurst, c.MaxConcurrent = 1_000_000, 1_000_000, 64 // measure the mesh, not the limits
 		c.Languages = []string{"python"}
 		c.RunnerSlots = 8
 		c.PoolSize = 8

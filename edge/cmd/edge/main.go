@@ -40,7 +40,9 @@ func run() error {
 	}
 	defer nc.Close()
 	reg := metrics.NewRegistry()
-	e, err := edge.New(edge.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken, Catalog: catalog}, nc, reg, reg, log)
+	ecfg := edge.ConfigFrom(cfg)
+	ecfg.Catalog = catalog
+	e, err := edge.New(ecfg, nc, reg, reg, log)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,13 @@ func (s *Server) execute(c *fiber.Ctx, version int) error {
 	if err := decodeStrict(c.Body(), &req); err != nil {
 		return err
 	}
-	job, err := s.buildJob(&req, version, userID(c))
+	return s.run(c, &req, version)
+}
+
+// run is the one execute path (v1, v2, saved projects): validate, take a concurrency
+// lease, reserve the price, publish, and answer with the result or the job id.
+func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
+	job, err := s.buildJob(req, version, userID(c))
 	if err != nil {
 		return err
 	}
@@ -57,9 +63,16 @@ func (s *Server) execute(c *fiber.Ctx, version int) error {
 			"no runner serves %s in region %s right now; try again shortly", job.Language, job.Region)
 	}
 	ctx := c.UserContext()
+	// The lease is released once the result is here; a job still running (wait false, or
+	// a 504) keeps it until its result is stored or the lease lapses.
+	release, err := s.acquireLease(ctx, job)
+	if err != nil {
+		return err
+	}
 	hold, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, s.nc, subjects.Reserve,
 		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language})
 	if err != nil {
+		release()
 		return fromRPC(err, "ledger")
 	}
 	job.PriceMicros = hold.PriceMicros
@@ -67,6 +80,7 @@ func (s *Server) execute(c *fiber.Ctx, version int) error {
 	wait := req.Wait == nil || *req.Wait
 	accepted := time.Now()
 	if err := s.dispatch.Submit(ctx, job, wait); err != nil {
+		release()
 		if errors.Is(err, dispatch.ErrQueueFull) {
 			return &Error{Status: http.StatusServiceUnavailable, Code: "queue_full",
 				Message: "the job queue is full; try again shortly", RetryAfter: 5}
@@ -84,6 +98,7 @@ func (s *Server) execute(c *fiber.Ctx, version int) error {
 	if err != nil {
 		return err
 	}
+	release()
 	s.m.executions.WithLabelValues(result.Language, string(result.Status)).Inc()
 	s.m.execTime.WithLabelValues(result.Language).Observe(time.Since(accepted).Seconds())
 	return c.JSON(executeAnswer(result))

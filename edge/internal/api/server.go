@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/codeexec/codeexec/edge/internal/authcache"
+	"github.com/codeexec/codeexec/edge/internal/limits"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/metrics"
@@ -35,6 +37,12 @@ type Config struct {
 	Region      string
 	WaitTimeout time.Duration
 	AdminToken  string // empty: admin endpoints answer 403
+
+	// Credentials caches valid key and session checks (see package authcache); Limiter
+	// holds the per-credential rate and per-account concurrency limits shared by every
+	// edge (see package limits). Both are started by the edge.
+	Credentials *authcache.Cache
+	Limiter     *limits.Limiter
 }
 
 // Server holds the API's dependencies.
@@ -46,6 +54,9 @@ type Server struct {
 	presence Presence
 	log      *slog.Logger
 	m        *apiMetrics
+	am       *authMetrics
+	creds    *authcache.Cache
+	limiter  *limits.Limiter
 }
 
 type apiMetrics struct {
@@ -78,7 +89,15 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, nc: nc, catalog: catalog, dispatch: d, presence: p, log: log, m: m}
+	am, err := newAuthMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Credentials == nil { // no revocation events reach an unstarted cache: do not cache
+		cfg.Credentials = authcache.New(-1, nil, nil, log)
+	}
+	s := &Server{cfg: cfg, nc: nc, catalog: catalog, dispatch: d, presence: p, log: log, m: m, am: am,
+		creds: cfg.Credentials, limiter: cfg.Limiter}
 
 	app := fiber.New(fiber.Config{
 		AppName:               "codeexec-edge",
@@ -97,6 +116,9 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 
 	pub := app.Group("/api")
 	pub.Post("/register", s.register)
+	pub.Post("/login", s.login)
+	pub.Post("/logout", s.logout)
+	pub.Get("/shared/:shareId", s.getShared)
 	pub.Get("/v1/languages", s.languages)
 	pub.Post("/admin/credit", s.adminCredit)
 
@@ -106,6 +128,19 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 	auth.Get("/v1/jobs/:jobId", s.job)
 	auth.Get("/wallet", s.wallet)
 	auth.Get("/usage", s.usage)
+	auth.Get("/me", s.me)
+	auth.Post("/keys", s.createKey)
+	auth.Get("/keys", s.listKeys)
+	auth.Delete("/keys/:id", s.revokeKey)
+	auth.Post("/projects", s.createProject)
+	auth.Get("/projects", s.listProjects)
+	auth.Get("/projects/:id", s.getProject)
+	auth.Put("/projects/:id", s.updateProject)
+	auth.Delete("/projects/:id", s.deleteProject)
+	auth.Post("/projects/:id/execute", s.executeProject)
+	auth.Post("/projects/:id/share", s.shareProject)
+	auth.Delete("/projects/:id/share", s.unshareProject)
+	auth.Post("/shared/:shareId/fork", s.forkShared)
 	return app, nil
 }
 
