@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -27,10 +26,11 @@ import (
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/languages"
+	"github.com/codeexec/codeexec/shared/subjects"
 )
 
-// Config is the part of the shared configuration the runner reads: Region, RunnerSlots,
-// PoolSize, LanguagesFile (the language table; empty: the built-in one) and Languages (the
+// Config is the part of the shared configuration the runner reads: RunnerID (empty: the
+// host name with a random suffix), JobAckWait, Region, RunnerSlots, PoolSize, LanguagesFile (the language table; empty: the built-in one) and Languages (the
 // languages to serve; empty: every language of the table whose image is present).
 type Config = config.Config
 
@@ -70,7 +70,12 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	id := newID()
+	id := cfg.RunnerID
+	if id == "" {
+		id = newID()
+	} else if !subjects.Token(id) {
+		return nil, fmt.Errorf("runner id %q: use letters, digits, - and _", id)
+	}
 	log = log.With("runner_id", id)
 	sb := sandbox.New(docker, sandbox.Options{
 		RunnerID:         id,
@@ -124,7 +129,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		p.Run(poolCtx)
 	}()
 
-	a, err := agent.New(agent.Config{RunnerID: r.id, Region: r.cfg.Region, Slots: r.cfg.RunnerSlots},
+	a, err := agent.New(agent.Config{RunnerID: r.id, Region: r.cfg.Region, Slots: r.cfg.RunnerSlots, AckWait: r.cfg.JobAckWait},
 		r.nc, r.sb, p, r.catalog, langs, r.metrics, r.log)
 	if err != nil {
 		return err
@@ -155,24 +160,11 @@ func (r *Runner) served(ctx context.Context) ([]*languages.Language, error) {
 	return langs, nil
 }
 
-// newID names a runner after its host, with a random suffix so that two runners of one host
-// (and one runner's successive lives) differ.
+// newID is the id of a runner whose configuration names none (config.Load always does: the
+// host name): the host name with a random suffix, so that runners embedded in one test
+// process never take each other for their own.
 func newID() string {
-	host, _ := os.Hostname()
-	var b strings.Builder
-	for _, c := range strings.ToLower(host) {
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
-			b.WriteRune(c)
-		}
-	}
-	name := b.String()
-	if len(name) > 32 {
-		name = name[:32]
-	}
-	if name == "" {
-		name = "runner"
-	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	return name + "-" + hex.EncodeToString(suffix)
+	return config.HostRunnerID() + "-" + hex.EncodeToString(suffix)
 }

@@ -32,6 +32,11 @@ type Config struct {
 	RunnerSlots   int           // CODEEXEC_RUNNER_SLOTS: jobs one runner runs at once
 	PoolSize      int           // CODEEXEC_POOL_SIZE: warm containers per language
 	LanguagesFile string        // CODEEXEC_LANGUAGES_FILE: the runner's language table; empty: built in
+	// RunnerID names a runner in heartbeats, results and the labels of its containers; a
+	// runner restarted with the same id removes what its earlier life left behind. Empty:
+	// derived from the host name (stable across restarts).
+	RunnerID      string        // CODEEXEC_RUNNER_ID
+	JobAckWait    time.Duration // CODEEXEC_JOB_ACK_WAIT: how long a job held by a silent runner waits before redelivery
 	Languages     []string      // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
 	DebugFerretDB bool          // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
 
@@ -74,6 +79,7 @@ func Defaults() Config {
 		PriceMicros:      10_000,
 		WaitTimeout:      60 * time.Second,
 		RunnerSlots:      4,
+		JobAckWait:       30 * time.Second,
 		PoolSize:         2,
 		Services:         AllServices,
 		RatePerSec:       10,
@@ -122,6 +128,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	str("CODEEXEC_LOG_LEVEL", &c.LogLevel)
 	str("CODEEXEC_LANGUAGES_FILE", &c.LanguagesFile)
 	str("CODEEXEC_NATS_LISTEN", &c.NATSListen)
+	str("CODEEXEC_RUNNER_ID", &c.RunnerID)
 	num("CODEEXEC_FREE_CREDIT_MICROS", &c.FreeCreditMicros)
 	num("CODEEXEC_PRICE_MICROS", &c.PriceMicros)
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)
@@ -140,6 +147,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	}
 	duration("CODEEXEC_WAIT_TIMEOUT", &c.WaitTimeout)
 	duration("CODEEXEC_KEY_CACHE_TTL", &c.KeyCacheTTL)
+	duration("CODEEXEC_JOB_ACK_WAIT", &c.JobAckWait)
 	if v, ok := lookup("CODEEXEC_RATE_PER_SEC"); ok && strings.TrimSpace(v) != "" {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil {
@@ -157,10 +165,34 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	if v, ok := lookup("CODEEXEC_FERRETDB_LOGS"); ok {
 		c.DebugFerretDB = v == "1" || strings.EqualFold(v, "true")
 	}
+	if c.RunnerID == "" {
+		c.RunnerID = HostRunnerID()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+// HostRunnerID is the default CODEEXEC_RUNNER_ID: the host name, lowercased, reduced to
+// letters, digits and '-', so that a runner restarted on its host keeps its id (and
+// removes what its earlier life left). Several runners on one host need ids of their own.
+func HostRunnerID() string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	for _, c := range strings.ToLower(host) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
+			b.WriteRune(c)
+		}
+	}
+	name := b.String()
+	if len(name) > 48 {
+		name = name[:48]
+	}
+	if name == "" {
+		name = "runner"
+	}
+	return name
 }
 
 func list(v string) []string {
@@ -190,6 +222,12 @@ func (c Config) Validate() error {
 	}
 	if c.RunnerSlots < 1 {
 		errs = append(errs, errors.New("CODEEXEC_RUNNER_SLOTS must be at least 1"))
+	}
+	if c.RunnerID != "" && !subjects.Token(c.RunnerID) {
+		errs = append(errs, fmt.Errorf("CODEEXEC_RUNNER_ID %q: use letters, digits, - and _", c.RunnerID))
+	}
+	if c.JobAckWait < time.Second {
+		errs = append(errs, errors.New("CODEEXEC_JOB_ACK_WAIT must be at least 1s"))
 	}
 	if c.PoolSize < 0 {
 		errs = append(errs, errors.New("CODEEXEC_POOL_SIZE must not be negative"))

@@ -29,9 +29,13 @@ func TestLoadReadsVariables(t *testing.T) {
 	c, err := LoadFrom(lookupFrom(map[string]string{
 		"CODEEXEC_PRICE_MICROS": "500", "CODEEXEC_REGION": "eu-west", "CODEEXEC_WAIT_TIMEOUT": "5s",
 		"CODEEXEC_SERVICES": "edge, ledger", "CODEEXEC_LANGUAGES": "python,ruby",
+		"CODEEXEC_RUNNER_ID": "host-7", "CODEEXEC_JOB_ACK_WAIT": "4s",
 	}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.RunnerID != "host-7" || c.JobAckWait != 4*time.Second {
+		t.Fatalf("got runner id %q ack wait %s, want host-7 and 4s", c.RunnerID, c.JobAckWait)
 	}
 	if c.PriceMicros != 500 || c.Region != "eu-west" || c.WaitTimeout != 5*time.Second {
 		t.Fatalf("got %+v", c)
@@ -45,6 +49,7 @@ func TestLoadRefusesBadValues(t *testing.T) {
 	for key, val := range map[string]string{
 		"CODEEXEC_PRICE_MICROS": "ten", "CODEEXEC_REGION": "eu.west", "CODEEXEC_FREE_CREDIT_MICROS": "-1",
 		"CODEEXEC_SERVICES": "edge,mailer", "CODEEXEC_RUNNER_SLOTS": "0", "CODEEXEC_LOG_FORMAT": "xml",
+		"CODEEXEC_RUNNER_ID": "a.b", "CODEEXEC_JOB_ACK_WAIT": "10ms",
 	} {
 		_, err := LoadFrom(lookupFrom(map[string]string{key: val}))
 		if err == nil || !strings.Contains(err.Error(), key) {

@@ -14,12 +14,15 @@ import (
 
 // Job consumer settings.
 const (
-	// JobAckWait is how long a runner may hold a job without an in-progress ping.
+	// JobAckWait is how long a runner may hold a job without an in-progress ping (the
+	// default of CODEEXEC_JOB_ACK_WAIT): a dead runner's job is redelivered after it.
 	JobAckWait = 30 * time.Second
 	// JobMaxDeliver bounds redeliveries; after it a job is dead-lettered.
 	JobMaxDeliver = 3
 	// ResultsMaxAge is how long results stay for polling and for the ledger.
 	ResultsMaxAge = 7 * 24 * time.Hour
+	// DeadLettersMaxAge is how long dead-letter records (and unhandled advisories) stay.
+	DeadLettersMaxAge = 30 * 24 * time.Hour
 )
 
 // JobsConfig is the work-queue stream of jobs, partitioned by region and language.
@@ -58,17 +61,69 @@ func ResultsConfig(replicas int) jetstream.StreamConfig {
 }
 
 // JobConsumerConfig is the durable pull consumer all runners of region and language bind.
-// maxAckPending caps the jobs in flight across those runners.
-func JobConsumerConfig(region, language string, maxAckPending int) jetstream.ConsumerConfig {
+// maxAckPending caps the jobs in flight across those runners; ackWait (0: JobAckWait) is how
+// long a job held without an ack or in-progress ping waits before its redelivery.
+func JobConsumerConfig(region, language string, maxAckPending int, ackWait time.Duration) jetstream.ConsumerConfig {
+	if ackWait <= 0 {
+		ackWait = JobAckWait
+	}
 	return jetstream.ConsumerConfig{
 		Durable:       subjects.JobConsumer(region, language),
 		Description:   "runners of " + language + " in " + region,
 		FilterSubject: subjects.Jobs(region, language),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       JobAckWait,
+		AckWait:       ackWait,
 		MaxDeliver:    JobMaxDeliver,
 		MaxAckPending: maxAckPending,
+	}
+}
+
+// JobAdvisoriesConfig captures the server's max-deliveries advisories of the job consumers:
+// a job whose every delivery timed out stays in the work-queue stream, and the advisory
+// (core NATS, lost when nobody listens) is kept here until a runner's dead-letter worker
+// has handled it.
+func JobAdvisoriesConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        subjects.JobAdvisoriesStream,
+		Description: "CodeExec max-deliveries advisories of the job consumers",
+		Subjects:    []string{subjects.JobMaxDeliveriesAll},
+		Retention:   jetstream.WorkQueuePolicy,
+		MaxAge:      DeadLettersMaxAge,
+		MaxBytes:    256 << 20,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// DeadLetterConsumerConfig is the durable pull consumer of JobAdvisoriesStream that every
+// runner binds; each advisory goes to one of them at a time, and is retried until handled.
+func DeadLetterConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       subjects.DeadLetterConsumer,
+		Description:   "runners: dead letters of jobs out of deliveries",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 64,
+	}
+}
+
+// DeadLettersConfig is the stream of dead-letter records (messages.DeadLetter), one per job.
+func DeadLettersConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              subjects.DeadLettersStream,
+		Description:       "CodeExec dead-letter records, one subject per job",
+		Subjects:          []string{subjects.DeadLettersAll},
+		Retention:         jetstream.LimitsPolicy,
+		MaxMsgsPerSubject: 1,
+		MaxAge:            DeadLettersMaxAge,
+		MaxBytes:          1 << 30,
+		Duplicates:        10 * time.Minute,
+		Storage:           jetstream.FileStorage,
+		AllowDirect:       true,
+		Replicas:          replicas,
 	}
 }
 
@@ -85,9 +140,10 @@ func JobIndexConfig(replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// Ensure creates or updates the job and result streams and the key-value buckets.
+// Ensure creates or updates the job, result and dead-letter streams and the key-value buckets.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	for _, cfg := range []jetstream.StreamConfig{JobsConfig(replicas), ResultsConfig(replicas)} {
+	for _, cfg := range []jetstream.StreamConfig{JobsConfig(replicas), ResultsConfig(replicas),
+		JobAdvisoriesConfig(replicas), DeadLettersConfig(replicas)} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}

@@ -78,3 +78,24 @@ func Token(s string) bool {
 	}
 	return true
 }
+
+// Dead letters: jobs that ran out of deliveries.
+const (
+	// JobAdvisoriesStream captures the server's max-deliveries advisories of the job
+	// consumers (work-queue retention: a handled advisory is gone).
+	JobAdvisoriesStream = "JOB_ADVISORIES"
+	// JobMaxDeliveriesAll is the subject of those advisories, for every job consumer.
+	JobMaxDeliveriesAll = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + JobsStream + ".>"
+	// DeadLetterConsumer is the durable pull consumer every runner binds on
+	// JobAdvisoriesStream, so that each advisory is handled by one runner.
+	DeadLetterConsumer = "deadletters"
+	// DeadLettersStream keeps one dead-letter record per job.
+	DeadLettersStream = "DEADLETTERS"
+	DeadLettersAll    = "exec.deadletters.>"
+)
+
+// DeadLetter is the subject of a job's dead-letter record.
+func DeadLetter(jobID string) string { return "exec.deadletters." + jobID }
+
+// DeadLetterMsgID is the Nats-Msg-Id of a job's dead-letter record.
+func DeadLetterMsgID(jobID string) string { return "dl-" + jobID }

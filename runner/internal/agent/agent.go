@@ -31,6 +31,9 @@ type Config struct {
 	Slots int
 	// MaxAckPending is set on the job consumers (streams.JobConsumerConfig); default Slots.
 	MaxAckPending int
+	// AckWait is set on the job consumers; default streams.JobAckWait. In-progress pings
+	// come at least three times per AckWait.
+	AckWait time.Duration
 	// FetchExpiry bounds one pull request; default 1 s. It is also the longest a drain
 	// waits for the pulls in flight.
 	FetchExpiry time.Duration
@@ -55,8 +58,11 @@ func (c *Config) defaults(langs int) {
 	if c.NakDelay == 0 {
 		c.NakDelay = 3 * time.Second
 	}
+	if c.AckWait <= 0 {
+		c.AckWait = streams.JobAckWait
+	}
 	if c.ProgressEvery == 0 {
-		c.ProgressEvery = 10 * time.Second
+		c.ProgressEvery = min(10*time.Second, c.AckWait/3)
 	}
 	if c.HeartbeatEvery == 0 {
 		c.HeartbeatEvery = messages.HeartbeatInterval
@@ -143,6 +149,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var jobs, pullers sync.WaitGroup
 	jobCtx := context.WithoutCancel(ctx) // jobs outlive the pull loop: drained, not cut
+	pullers.Add(1)
+	go func() {
+		defer pullers.Done()
+		a.deadLetters(ctx)
+	}()
 	for i, l := range a.langs {
 		pullers.Add(1)
 		go func() {
@@ -169,7 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // bind creates or updates the durable consumer of lang; a runner without the permission to
 // create consumers binds the provisioned one.
 func (a *Agent) bind(ctx context.Context, lang string) (jetstream.Consumer, error) {
-	cfg := streams.JobConsumerConfig(a.cfg.Region, lang, a.cfg.MaxAckPending)
+	cfg := streams.JobConsumerConfig(a.cfg.Region, lang, a.cfg.MaxAckPending, a.cfg.AckWait)
 	c, err := a.js.CreateOrUpdateConsumer(ctx, subjects.JobsStream, cfg)
 	if err == nil {
 		return c, nil

@@ -42,6 +42,7 @@ func (fakePool) Take(context.Context, string, string) (*sandbox.Container, bool,
 }
 
 type fixture struct {
+	agent  *Agent
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	cancel context.CancelFunc
@@ -79,7 +80,7 @@ func startAgent(t *testing.T, sb Sandbox, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fixture{nc: nc, js: js, cancel: cancel, done: make(chan error, 1)}
+	f := &fixture{agent: a, nc: nc, js: js, cancel: cancel, done: make(chan error, 1)}
 	go func() { f.done <- a.Run(ctx) }()
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { cancel(); <-f.done }) })
@@ -140,6 +141,9 @@ func TestInfraFailureIsRetriedThenInternalError(t *testing.T) {
 	}
 	if r.Attempt != streams.JobMaxDeliver {
 		t.Errorf("attempt: got %d, want %d", r.Attempt, streams.JobMaxDeliver)
+	}
+	if dl := f.deadLetter(t, "job-infra", 5*time.Second); dl.Reason != messages.DeadLetterInfrastructure || dl.Deliveries != streams.JobMaxDeliver {
+		t.Errorf("dead letter: got %+v, want reason %s after %d deliveries", dl, messages.DeadLetterInfrastructure, streams.JobMaxDeliver)
 	}
 	// Terminated: a work queue drops it.
 	for deadline := time.Now().Add(5 * time.Second); f.jobsLeft(t) != 0; time.Sleep(20 * time.Millisecond) {

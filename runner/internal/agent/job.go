@@ -189,6 +189,14 @@ func (a *Agent) retry(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgM
 		}
 		return
 	}
+	rec := messages.DeadLetter{
+		V: messages.Version, JobID: job.JobID, UserID: job.UserID, Language: job.Language, Region: job.Region,
+		Subject: msg.Subject(), StreamSeq: md.Sequence.Stream, Consumer: md.Consumer, Deliveries: md.NumDelivered,
+		Reason: messages.DeadLetterInfrastructure, Detail: cause.Error(), RunnerID: a.cfg.RunnerID, At: time.Now().UTC(),
+	}
+	if err := a.recordDeadLetter(ctx, rec); err != nil {
+		log.Warn("record dead letter", "err", err)
+	}
 	res := a.internalError(job, int(md.NumDelivered), start, "the platform failed to run the job")
 	if err := a.publish(ctx, job, res); err != nil {
 		// Leave it to AckWait: the dead-letter path picks it up after MaxDeliver.
@@ -210,8 +218,11 @@ func (a *Agent) internalError(job *messages.Job, attempt int, start time.Time, m
 	return res
 }
 
-// publish stores the result (waiting for the PubAck; a repeat is dropped by its msg id),
-// then tells the waiting edge, if any.
+// publish stores the result, then tells the waiting edge, if any. The first result stored
+// for a job wins: a publish is refused when the job's subject holds one already (and a
+// repeat within the dedupe window is dropped by its msg id), so a late result of a job that
+// was dead-lettered, or run twice, never replaces the one the edge and the ledger saw.
+// The edge is then told the stored result, not this one.
 func (a *Agent) publish(ctx context.Context, job *messages.Job, res messages.Result) error {
 	data, err := json.Marshal(res)
 	if err != nil {
@@ -219,8 +230,19 @@ func (a *Agent) publish(ctx context.Context, job *messages.Job, res messages.Res
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err := a.js.Publish(ctx, subjects.Results(job.JobID), data, jetstream.WithMsgID(subjects.ResultMsgID(job.JobID))); err != nil {
+	ack, err := a.js.Publish(ctx, subjects.Results(job.JobID), data,
+		jetstream.WithMsgID(subjects.ResultMsgID(job.JobID)), jetstream.WithExpectLastSequencePerSubject(0))
+	switch {
+	case err != nil && !wrongLastSequence(err):
 		return fmt.Errorf("store result: %w", err)
+	case err != nil || ack.Duplicate:
+		stored, err := a.storedResult(ctx, job.JobID)
+		if err != nil {
+			return err
+		}
+		a.log.Info("a result was stored already; kept it", "job_id", job.JobID,
+			"stored_status", stored.status, "dropped_status", res.Status)
+		data = stored.data
 	}
 	if job.Notify != "" {
 		if err := a.nc.Publish(job.Notify, data); err != nil {
@@ -228,6 +250,25 @@ func (a *Agent) publish(ctx context.Context, job *messages.Job, res messages.Res
 		}
 	}
 	return nil
+}
+
+type storedResult struct {
+	data   []byte
+	status messages.Status
+}
+
+func (a *Agent) storedResult(ctx context.Context, jobID string) (storedResult, error) {
+	results, err := a.js.Stream(ctx, subjects.ResultsStream)
+	if err != nil {
+		return storedResult{}, fmt.Errorf("results stream: %w", err)
+	}
+	m, err := results.GetLastMsgForSubject(ctx, subjects.Results(jobID))
+	if err != nil {
+		return storedResult{}, fmt.Errorf("read stored result: %w", err)
+	}
+	var r messages.Result
+	_ = json.Unmarshal(m.Data, &r)
+	return storedResult{data: m.Data, status: r.Status}, nil
 }
 
 func (a *Agent) ack(ctx context.Context, msg jetstream.Msg, log interface{ Warn(string, ...any) }) {

@@ -12,9 +12,10 @@ import (
 )
 
 // RemoveLeftovers removes containers a runner left behind: every container of this runner
-// id, and every managed container made on this host by a process that is no longer alive
-// (a runner that crashed, or this process's earlier life). Containers of live runners on
-// the same host are left alone. It returns how many it removed.
+// id (its earlier life, even in another PID namespace or on a renamed host), and every
+// managed container made on this host by a process that is no longer alive (a runner that
+// crashed). Containers of other live runners on the same host are left alone, even one
+// that (misconfigured) shares this id. It returns how many it removed.
 func (s *Sandbox) RemoveLeftovers(ctx context.Context) (int, error) {
 	list, err := s.docker.ContainerList(ctx, container.ListOptions{
 		All:     true,
@@ -25,9 +26,11 @@ func (s *Sandbox) RemoveLeftovers(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, c := range list {
+		sameHost := c.Labels[LabelHost] == s.host
+		otherLive := sameHost && c.Labels[LabelPID] != strconv.Itoa(s.pid) && processAlive(c.Labels[LabelPID])
 		mine := c.Labels[LabelRunner] == s.runnerID
-		orphan := c.Labels[LabelHost] == s.host && !processAlive(c.Labels[LabelPID])
-		if mine || orphan {
+		orphan := sameHost && !processAlive(c.Labels[LabelPID])
+		if mine && !otherLive || orphan {
 			s.Remove(ctx, c.ID)
 			n++
 		}
