@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -293,11 +292,11 @@ func TestTwoEdges(t *testing.T) {
 }
 
 type projectView struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Language  string `json:"language"`
-	ShareID   string `json:"shareId"`
-	Files     []struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Language string `json:"language"`
+	ShareID  string `json:"shareId"`
+	Files    []struct {
 		Filename     string `json:"filename"`
 		Code         string `json:"code"`
 		IsEntryPoint bool   `json:"isEntryPoint"`
@@ -509,5 +508,3 @@ func TestProjects(t *testing.T) {
 	expect(t, do(t, base, "POST", path+"/execute", ow, nil), 404, "not_found", "execute a deleted project")
 	expect(t, do(t, base, "GET", "/api/projects/"+fork.ID, ot, nil), 200, "", "the fork outlives the original")
 }
-
-var _ = json.Marshal

@@ -32,7 +32,7 @@ type authMetrics struct {
 	checks   *prometheus.CounterVec
 	refusals *prometheus.CounterVec
 	logins   *prometheus.CounterVec
-	authTime prometheus.Histogram
+	authTime *prometheus.HistogramVec
 	limits   *prometheus.HistogramVec
 }
 
@@ -48,10 +48,10 @@ func newAuthMetrics(reg prometheus.Registerer) (*authMetrics, error) {
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "codeexec_edge_logins_total", Help: "Logins by outcome (ok, failed).",
 		}, []string{"outcome"}),
-		authTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "codeexec_edge_auth_seconds", Help: "Time to authenticate a request and take its rate-limit token.",
+		authTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "codeexec_edge_auth_seconds", Help: "Time to authenticate a request and take its rate-limit token, by credential check (hit: from this edge's cache, miss: asked accounts).",
 			Buckets: metrics.LatencyBuckets,
-		}),
+		}, []string{"check"}),
 		limits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "codeexec_edge_limit_seconds", Help: "Time spent in the shared limits, by operation (rate, acquire, release).",
 			Buckets: metrics.LatencyBuckets,
@@ -89,7 +89,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			"send an API key as 'Authorization: Bearer <key>' or 'X-API-Key', or log in for a session cookie")
 	}
 	ctx := c.UserContext()
-	id, err := s.identify(ctx, secret, session)
+	id, hit, err := s.identify(ctx, secret, session)
 	if err != nil {
 		return err
 	}
@@ -101,30 +101,33 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err := s.takeToken(ctx, bucket); err != nil {
 		return err
 	}
-	s.am.authTime.Observe(time.Since(start).Seconds())
+	check := "miss"
+	if hit {
+		check = "hit"
+	}
+	s.am.authTime.WithLabelValues(check).Observe(time.Since(start).Seconds())
 	c.Locals(localUserID, id.UserID)
 	c.Locals(localKeyID, id.KeyID)
 	return c.Next()
 }
 
-// identify answers from the cache, else asks accounts and caches a valid answer.
-func (s *Server) identify(ctx context.Context, secret string, session bool) (authcache.Identity, error) {
+// identify answers from the cache (hit), else asks accounts and caches a valid answer.
+func (s *Server) identify(ctx context.Context, secret string, session bool) (id authcache.Identity, hit bool, err error) {
 	kind, code, what := "key", "invalid_api_key", "the API key is not valid"
 	if session {
 		kind, code, what = "session", "invalid_session", "the session has ended or expired; log in again"
 	}
 	if len(secret) > maxSecretLen {
 		s.am.checks.WithLabelValues(kind, "invalid").Inc()
-		return authcache.Identity{}, newError(http.StatusUnauthorized, code, "%s", what)
+		return authcache.Identity{}, false, newError(http.StatusUnauthorized, code, "%s", what)
 	}
 	hash := authcache.Hash(secret)
 	if id, ok := s.creds.Get(hash); ok {
 		s.am.checks.WithLabelValues(kind, "hit").Inc()
-		return id, nil
+		return id, true, nil
 	}
 	gen := s.creds.Generation()
 	var (
-		id       authcache.Identity
 		valid    bool
 		notAfter time.Time
 	)
@@ -132,24 +135,24 @@ func (s *Server) identify(ctx context.Context, secret string, session bool) (aut
 		reply, err := rpc.Call[messages.SessionVerifyRequest, messages.SessionVerifyReply](ctx, s.nc, subjects.SessionVerify,
 			messages.SessionVerifyRequest{V: messages.Version, Token: secret})
 		if err != nil {
-			return id, fromRPC(err, "accounts")
+			return id, false, fromRPC(err, "accounts")
 		}
 		id, valid, notAfter = authcache.Identity{UserID: reply.UserID}, reply.Valid, reply.ExpiresAt
 	} else {
 		reply, err := rpc.Call[messages.KeyVerifyRequest, messages.KeyVerifyReply](ctx, s.nc, subjects.KeyVerify,
 			messages.KeyVerifyRequest{V: messages.Version, APIKey: secret})
 		if err != nil {
-			return id, fromRPC(err, "accounts")
+			return id, false, fromRPC(err, "accounts")
 		}
 		id, valid = authcache.Identity{UserID: reply.UserID, KeyID: reply.KeyID}, reply.Valid
 	}
 	if !valid || id.UserID == "" {
 		s.am.checks.WithLabelValues(kind, "invalid").Inc()
-		return authcache.Identity{}, newError(http.StatusUnauthorized, code, "%s", what)
+		return authcache.Identity{}, false, newError(http.StatusUnauthorized, code, "%s", what)
 	}
 	s.am.checks.WithLabelValues(kind, "miss").Inc()
 	s.creds.Put(hash, id, gen, notAfter)
-	return id, nil
+	return id, false, nil
 }
 
 // limitsUnavailable is the answer when the shared limits cannot be read (NATS trouble).
