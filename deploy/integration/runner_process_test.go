@@ -472,3 +472,79 @@ func TestRunnerDrainsOnSIGTERM(t *testing.T) {
 	}
 }
 
+// TestRunnerDiesOnEveryDelivery kills the runner holding a job on each of its deliveries:
+// after the last one a live runner's dead-letter worker gives the job an internal_error
+// result and a dead-letter record and deletes it; the hold is released (never charged).
+func TestRunnerDiesOnEveryDelivery(t *testing.T) {
+	mesh := startProcessMesh(t)
+	docker := dockerClient(t)
+	id := uniqueID("doomed")
+
+	r := startRunner(t, mesh.NATSURL, id)
+	r.waitLog(t, "runner agent started", 30*time.Second)
+	waitAvailable(t, mesh.URL, "python")
+	user := registerUser(t, mesh.URL)
+	before := getWallet(t, mesh.URL, user.APIKey)
+
+	jobID := submit(t, mesh.URL, user.APIKey, "import time\ntime.sleep(60)")
+	for delivery := 1; delivery <= 3; delivery++ {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			info := mesh.consumerInfo(t)
+			if info != nil && info.NumAckPending == 1 && info.Delivered.Consumer == uint64(delivery) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("delivery %d never held: %+v", delivery, info)
+			}
+		}
+		if err := r.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		r.wait(t, 10*time.Second)
+		// The next life (same id) removes the dead one's containers and pulls again.
+		r = startRunner(t, mesh.NATSURL, id)
+		r.waitLog(t, "runner agent started", 30*time.Second)
+	}
+
+	res := pollJob(t, mesh.URL, user.APIKey, jobID, 30*time.Second)
+	if res.RunTimeStatus != "internal_error" {
+		t.Fatalf("result: got %q, want internal_error", res.RunTimeStatus)
+	}
+	s, err := mesh.js.Stream(context.Background(), subjects.DeadLettersStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.GetLastMsgForSubject(context.Background(), subjects.DeadLetter(jobID))
+	if err != nil {
+		t.Fatalf("dead-letter record: %v", err)
+	}
+	var dl messages.DeadLetter
+	if err := json.Unmarshal(raw.Data, &dl); err != nil || dl.Reason != messages.DeadLetterMaxDeliveries || dl.Deliveries != 3 || dl.UserID != user.UserID {
+		t.Errorf("dead-letter record: got %s (%v), want max_deliveries after 3 deliveries of the user's job", raw.Data, err)
+	}
+	if info := mesh.consumerInfo(t); info.NumPending != 0 || info.NumAckPending != 0 {
+		t.Errorf("job consumer: got %+v, want the job gone", info)
+	}
+	jobs, err := mesh.js.Stream(context.Background(), subjects.JobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := jobs.Info(context.Background()); err != nil || info.State.Msgs != 0 {
+		t.Errorf("jobs stream: got %+v (%v), want empty", info.State, err)
+	}
+
+	w, page := waitCharged(t, mesh.URL, user.APIKey, 1)
+	if w.BalanceMicros != before.BalanceMicros {
+		t.Errorf("balance: got %d, want %d (internal_error is never charged)", w.BalanceMicros, before.BalanceMicros)
+	}
+	if page.Totals.PriceMicros != 0 || len(page.Records) != 1 || page.Records[0].RunTimeStatus != "internal_error" {
+		t.Errorf("usage: got %+v, want one internal_error record at no charge", page)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("runner exited with %d after SIGTERM, want 0", code)
+	}
+	waitNoContainers(t, docker, id, 10*time.Second)
+}
