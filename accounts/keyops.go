@@ -54,21 +54,23 @@ func (s *Service) listKeys(ctx context.Context, req messages.KeyListRequest) (me
 
 // revokeKey inserts the key's revocation, then tells every edge to drop it. A key already
 // revoked is not found, but the event goes out again in case the first one was lost.
-func (s *Service) revokeKey(ctx context.Context, req messages.KeyRevokeRequest) (messages.Empty, error) {
+// The reply carries the key's hash so that the asking edge drops it from its cache at once.
+func (s *Service) revokeKey(ctx context.Context, req messages.KeyRevokeRequest) (messages.CredentialRevoked, error) {
 	k, err := s.keys.Revoke(ctx, req.UserID, req.KeyID)
+	event := messages.CredentialRevoked{V: messages.Version, Hash: k.Hash, KeyID: k.KeyID}
 	switch {
 	case errors.Is(err, keys.ErrNotFound):
-		return messages.Empty{}, rpc.Errorf(rpc.CodeNotFound, "no api key %s", req.KeyID)
+		return messages.CredentialRevoked{}, rpc.Errorf(rpc.CodeNotFound, "no api key %s", req.KeyID)
 	case errors.Is(err, keys.ErrAlreadyRevoked):
-		s.publishRevoked(subjects.KeyRevoked, messages.CredentialRevoked{V: messages.Version, Hash: k.Hash, KeyID: k.KeyID})
-		return messages.Empty{}, rpc.Errorf(rpc.CodeNotFound, "no api key %s", req.KeyID)
+		s.publishRevoked(subjects.KeyRevoked, event)
+		return messages.CredentialRevoked{}, rpc.Errorf(rpc.CodeNotFound, "no api key %s", req.KeyID)
 	case err != nil:
-		return messages.Empty{}, err
+		return messages.CredentialRevoked{}, err
 	}
-	s.publishRevoked(subjects.KeyRevoked, messages.CredentialRevoked{V: messages.Version, Hash: k.Hash, KeyID: k.KeyID})
+	s.publishRevoked(subjects.KeyRevoked, event)
 	s.m.revocations.Inc()
 	s.log.Info("api key revoked", "user_id", req.UserID, "key_id", k.KeyID)
-	return messages.Empty{V: messages.Version}, nil
+	return event, nil
 }
 
 // noteUse queues a write of the key's last use when one is due; it never blocks a check.

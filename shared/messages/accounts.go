@@ -93,7 +93,8 @@ type KeyListReply struct {
 }
 
 // KeyRevokeRequest revokes a key of a user (subjects.KeyRevoke); another user's key, an
-// unknown key or a revoked one is the rpc error not_found.
+// unknown key or a revoked one is the rpc error not_found. The answer is the CredentialRevoked
+// event, so the asking edge can drop the key from its cache before it replies.
 type KeyRevokeRequest struct {
 	V      int    `json:"v"`
 	UserID string `json:"userId"`

@@ -57,10 +57,13 @@ func (s *Server) revokeKey(c *fiber.Ctx) error {
 	if !idLike(id) {
 		return newError(http.StatusNotFound, "not_found", "no api key %s", id)
 	}
-	if _, err := rpc.Call[messages.KeyRevokeRequest, messages.Empty](c.UserContext(), s.nc, subjects.KeyRevoke,
-		messages.KeyRevokeRequest{V: messages.Version, UserID: userID(c), KeyID: id}); err != nil {
+	revoked, err := rpc.Call[messages.KeyRevokeRequest, messages.CredentialRevoked](c.UserContext(), s.nc, subjects.KeyRevoke,
+		messages.KeyRevokeRequest{V: messages.Version, UserID: userID(c), KeyID: id})
+	if err != nil {
 		return fromRPC(err, "accounts")
 	}
+	// At once here: the event, handled on another goroutine, may come after the reply.
+	s.creds.Drop(revoked.Hash)
 	return c.SendStatus(http.StatusNoContent)
 }
 

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 const DefaultLeaseTTL = 10 * time.Minute
 
 // maxAttempts bounds compare-and-set retries under contention.
-const maxAttempts = 8
+const maxAttempts = 16
 
 // maxLocal bounds the edge's copies of states.
 const maxLocal = 100_000
@@ -45,6 +47,29 @@ type Limiter struct {
 	leaseKV jetstream.KeyValue
 	buckets map[string]versioned[Bucket]
 	leases  map[string]versioned[Leases]
+
+	// stripes serialize this edge's own updates of one key, so that compare-and-set
+	// conflicts come only from other edges.
+	stripes [64]sync.Mutex
+}
+
+// lock takes the stripe of key; the caller unlocks it.
+func (l *Limiter) lock(key string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	m := &l.stripes[h.Sum32()%uint32(len(l.stripes))]
+	m.Lock()
+	return m
+}
+
+// backoff waits a little, more with each attempt, before a compare-and-set is retried
+// after another edge's write won.
+func backoff(ctx context.Context, attempt int) {
+	d := time.Duration(1+rand.IntN(1<<min(attempt, 5))) * time.Millisecond
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
 }
 
 type versioned[T any] struct {
@@ -157,7 +182,11 @@ func (l *Limiter) Allow(ctx context.Context, key string) (ok bool, wait time.Dur
 	if err != nil {
 		return false, 0, err
 	}
-	for range maxAttempts {
+	defer l.lock("rate:" + key).Unlock()
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			backoff(ctx, attempt)
+		}
 		cur, known := recall(l, l.buckets, key)
 		if !known {
 			if cur.v, cur.rev, err = read[Bucket](ctx, kv, key); err != nil {
@@ -194,8 +223,12 @@ func (l *Limiter) Acquire(ctx context.Context, account, jobID string, finished f
 	if err != nil {
 		return false, err
 	}
+	defer l.lock("lease:" + account).Unlock()
 	needRead := false
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt > 0 && needRead {
+			backoff(ctx, attempt)
+		}
 		cur, known := recall(l, l.leases, account)
 		if !known || needRead {
 			if cur.v, cur.rev, err = read[Leases](ctx, kv, account); err != nil {
@@ -245,8 +278,12 @@ func (l *Limiter) Release(ctx context.Context, account, jobID string) error {
 	if err != nil {
 		return err
 	}
+	defer l.lock("lease:" + account).Unlock()
 	needRead := false
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt > 0 && needRead {
+			backoff(ctx, attempt)
+		}
 		cur, known := recall(l, l.leases, account)
 		if !known || needRead {
 			if cur.v, cur.rev, err = read[Leases](ctx, kv, account); err != nil {
