@@ -144,3 +144,48 @@ func TestRestartKeepsData(t *testing.T) {
 		t.Fatalf("registering the same email after restart: got %d %s, want 409", status, b)
 	}
 }
+
+// TestAsyncJobLifecycle submits with wait false and polls the job: running, then done;
+// nobody else can see it.
+func TestAsyncJobLifecycle(t *testing.T) {
+	mesh := startMesh(t, t.TempDir(), nil)
+	owner, other := registerUser(t, mesh.URL), registerUser(t, mesh.URL)
+	var accepted executeAnswer
+	status, body := call(t, mesh.URL, "POST", "/api/v1/execute", owner.APIKey,
+		map[string]any{"language": "python", "code": "import time\ntime.sleep(1.5)\nprint('late')", "wait": false}, &accepted)
+	if status != 202 || !accepted.Succeeded || accepted.JobID == "" {
+		t.Fatalf("submit: got %d %s, want 202 with a job id", status, body)
+	}
+	path := "/api/v1/jobs/" + accepted.JobID
+	if status, _ := call(t, mesh.URL, "GET", path, other.APIKey, nil, nil); status != 404 {
+		t.Fatalf("another user's view: got %d, want 404", status)
+	}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var j struct {
+			Status string `json:"status"`
+			Result result `json:"result"`
+		}
+		if status, body := call(t, mesh.URL, "GET", path, owner.APIKey, nil, &j); status != 200 {
+			t.Fatalf("poll: got %d %s", status, body)
+		}
+		seen[j.Status] = true
+		if j.Status == "done" {
+			if j.Result.Stdout != "late\n" || j.Result.RunTimeStatus != "succeeded" {
+				t.Fatalf("done: got %+v", j.Result)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job never done; statuses seen %v", seen)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !seen["running"] {
+		t.Errorf("statuses seen %v: want running before done", seen)
+	}
+	if status, _ := call(t, mesh.URL, "GET", "/api/v1/jobs/0123456789abcdef0123456789abcdef", owner.APIKey, nil, nil); status != 404 {
+		t.Errorf("unknown job: got %d, want 404", status)
+	}
+}

@@ -33,6 +33,9 @@ const (
 	JobIndexBucket = "JOB_INDEX"
 )
 
+// JobRunningKey is the job index key a runner sets when it starts a job.
+func JobRunningKey(jobID string) string { return jobID + ".running" }
+
 // Jobs is the subject of jobs for one region and language.
 func Jobs(region, language string) string {
 	return "exec.jobs." + region + "." + language

@@ -236,7 +236,15 @@ func (s *Server) job(c *fiber.Ctx) error {
 	}
 	result, err := s.dispatch.Result(c.UserContext(), jobID)
 	if errors.Is(err, dispatch.ErrNotFound) {
-		return c.JSON(fiber.Map{"jobId": jobID, "status": "queued"})
+		running, err := s.dispatch.Running(c.UserContext(), jobID)
+		if err != nil {
+			return err
+		}
+		status := "queued"
+		if running {
+			status = "running"
+		}
+		return c.JSON(fiber.Map{"jobId": jobID, "status": status})
 	}
 	if err != nil {
 		return err

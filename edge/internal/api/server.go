@@ -25,6 +25,7 @@ type Dispatcher interface {
 	Wait(ctx context.Context, jobID string, timeout time.Duration) (messages.Result, error)
 	Result(ctx context.Context, jobID string) (messages.Result, error)
 	OwnerOf(ctx context.Context, jobID string) (string, error)
+	Running(ctx context.Context, jobID string) (bool, error)
 }
 
 // Presence tells whether a live runner serves a language (see package presence).

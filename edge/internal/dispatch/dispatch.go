@@ -203,6 +203,18 @@ func (d *Dispatcher) Result(ctx context.Context, jobID string) (messages.Result,
 	return r, nil
 }
 
+// Running reports whether a runner has started jobID.
+func (d *Dispatcher) Running(ctx context.Context, jobID string) (bool, error) {
+	_, err := d.index.Get(ctx, subjects.JobRunningKey(jobID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up whether %s runs: %w", jobID, err)
+	}
+	return true, nil
+}
+
 // OwnerOf returns the user who submitted jobID, or ErrNotFound.
 func (d *Dispatcher) OwnerOf(ctx context.Context, jobID string) (string, error) {
 	if !subjects.Token(jobID) {

@@ -100,6 +100,8 @@ type Agent struct {
 	maxDeliver map[string]uint64
 	draining   atomic.Bool
 	removals   sync.WaitGroup
+	// index is the job index bucket, where a started job is marked running (nil: none).
+	index jetstream.KeyValue
 }
 
 // New returns an Agent serving langs (entries of catalog).
@@ -126,6 +128,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	results, err := a.js.Stream(ctx, subjects.ResultsStream)
 	if err != nil {
 		return fmt.Errorf("results stream %s (is it provisioned? streams.Ensure): %w", subjects.ResultsStream, err)
+	}
+	if a.index, err = a.js.KeyValue(ctx, subjects.JobIndexBucket); err != nil {
+		a.log.Warn("no job index: jobs will not show as running", "bucket", subjects.JobIndexBucket, "err", err)
+		a.index = nil
 	}
 	consumers := make([]jetstream.Consumer, len(a.langs))
 	for i, l := range a.langs {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,21 +61,26 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 		return
 	}
 
-	// A redelivery after a crash between publishing and acking: the result is stored.
-	lookupCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err = results.GetLastMsgForSubject(lookupCtx, subjects.Results(job.JobID))
-	cancel()
-	switch {
-	case err == nil:
-		log.Info("result already stored, acking the redelivered job")
-		a.metrics.Jobs.WithLabelValues(lang.Name, statusDone).Inc()
-		a.ack(ctx, msg, log)
-		return
-	case !errors.Is(err, jetstream.ErrMsgNotFound):
-		log.Warn("look up stored result", "err", err)
-		a.retry(ctx, msg, md, &job, start, fmt.Errorf("look up stored result: %w", err))
-		return
+	// A redelivery after a crash between publishing and acking: the result is stored. (On
+	// a first delivery the lookup is skipped: a stored result there could only come from a
+	// duplicate publish, and the result stream keeps the first result whatever happens.)
+	if md.NumDelivered > 1 {
+		lookupCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = results.GetLastMsgForSubject(lookupCtx, subjects.Results(job.JobID))
+		cancel()
+		switch {
+		case err == nil:
+			log.Info("result already stored, acking the redelivered job")
+			a.metrics.Jobs.WithLabelValues(lang.Name, statusDone).Inc()
+			a.ack(ctx, msg, log)
+			return
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			log.Warn("look up stored result", "err", err)
+			a.retry(ctx, msg, md, &job, start, fmt.Errorf("look up stored result: %w", err))
+			return
+		}
 	}
+	a.markRunning(ctx, job.JobID, log)
 
 	res, err := a.execute(ctx, lang, msg, &job, int(md.NumDelivered))
 	if err != nil {
@@ -92,6 +98,23 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 	a.metrics.JobDuration.WithLabelValues(lang.Name).Observe(time.Since(start).Seconds())
 	a.ack(ctx, msg, log)
 	log.Info("job done", "status", res.Status, "wall_ms", res.WallTimeMs, "total_ms", time.Since(start).Milliseconds())
+}
+
+// markRunning records in the job index, without delaying the job, that it has started here,
+// so that GET /api/v1/jobs/:jobId can say "running".
+func (a *Agent) markRunning(ctx context.Context, jobID string, log *slog.Logger) {
+	if a.index == nil {
+		return
+	}
+	a.removals.Add(1) // waited for at drain, like removals
+	go func() {
+		defer a.removals.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := a.index.Put(ctx, subjects.JobRunningKey(jobID), []byte(a.cfg.RunnerID)); err != nil {
+			log.Warn("mark job running", "err", err)
+		}
+	}()
 }
 
 func (a *Agent) check(job *messages.Job, lang *languages.Language) error {
