@@ -3,16 +3,12 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -98,46 +94,15 @@ func waitAvailable(t testing.TB, base string, langs ...string) {
 
 var httpClient = &http.Client{Timeout: 2 * time.Minute}
 
-// call sends body (any JSON value, or a raw string) and decodes the answer into out.
+// call sends body (any JSON value, or a raw string) with key as a Bearer token, and
+// decodes the answer into out.
 func call(t testing.TB, base, method, path, key string, body any, out any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(data)
+	a := do(t, base, method, path, creds{key: key}, body)
+	if out != nil && len(a.body) > 0 {
+		a.decode(t, out)
 	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
-		}
-	}
-	return resp.StatusCode, data
+	return a.status, a.body
 }
 
 type registered struct {
