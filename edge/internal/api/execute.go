@@ -81,6 +81,9 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	accepted := time.Now()
 	if err := s.dispatch.Submit(ctx, job, wait); err != nil {
 		release()
+		if aerr := s.dispatch.Abandon(ctx, job, "the job could not be queued"); aerr != nil {
+			s.log.Warn("abandon a job that was not queued; its hold expires instead", "job_id", job.JobID, "err", aerr)
+		}
 		if errors.Is(err, dispatch.ErrQueueFull) {
 			return &Error{Status: http.StatusServiceUnavailable, Code: "queue_full",
 				Message: "the job queue is full; try again shortly", RetryAfter: 5}

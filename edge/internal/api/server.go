@@ -22,6 +22,7 @@ import (
 // Dispatcher publishes jobs and waits for results (see package dispatch).
 type Dispatcher interface {
 	Submit(ctx context.Context, job *messages.Job, wait bool) error
+	Abandon(ctx context.Context, job *messages.Job, reason string) error
 	Wait(ctx context.Context, jobID string, timeout time.Duration) (messages.Result, error)
 	Result(ctx context.Context, jobID string) (messages.Result, error)
 	OwnerOf(ctx context.Context, jobID string) (string, error)

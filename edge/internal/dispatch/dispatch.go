@@ -141,6 +141,29 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 	return nil
 }
 
+// Abandon stores an internal_error result for a reserved job that could not be queued, so
+// that the ledger releases its hold now rather than when it expires. The results stream
+// keeps the first result of a job, so should the job have been queued after all (a lost
+// publish acknowledgement), its run cannot charge for it a second time.
+func (d *Dispatcher) Abandon(ctx context.Context, job *messages.Job, reason string) error {
+	r := messages.NewResult(job)
+	r.Status = messages.StatusInternalError
+	r.ErrorMessage = reason
+	r.FinishedAt = time.Now().UTC()
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode result of abandoned job: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err = d.js.Publish(ctx, subjects.Results(job.JobID), body,
+		jetstream.WithMsgID(subjects.ResultMsgID(job.JobID)), jetstream.WithExpectLastSequencePerSubject(0))
+	if err != nil {
+		return fmt.Errorf("store result of abandoned job %s: %w", job.JobID, err)
+	}
+	return nil
+}
+
 // Forget drops the waiter of jobID.
 func (d *Dispatcher) Forget(jobID string) {
 	d.mu.Lock()
