@@ -6,10 +6,6 @@ package keys
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/accounts/internal/indexes"
+	"github.com/codeexec/codeexec/accounts/internal/secret"
 )
 
 // SecretPrefix starts every CodeExec API key.
@@ -27,8 +24,6 @@ const SecretPrefix = "ce_"
 
 // PrefixLen is how many characters of a key are stored and shown to identify it.
 const PrefixLen = len(SecretPrefix) + 8
-
-var encoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Key is a stored API key; it never holds the secret.
 type Key struct {
@@ -63,42 +58,33 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 }
 
 // Hash returns the stored form of a secret.
-func Hash(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
+func Hash(s string) string { return secret.Hash(s) }
 
 // NewSecret returns a fresh key secret: "ce_" and 32 base32 characters (160 random bits).
-func NewSecret() (string, error) {
-	b := make([]byte, 20)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random key: %w", err)
-	}
-	return SecretPrefix + encoding.EncodeToString(b), nil
-}
+func NewSecret() (string, error) { return secret.New(SecretPrefix, 20) }
 
 // Create issues a key for userID and returns it with its secret.
 func (s *Store) Create(ctx context.Context, userID, name string) (Key, string, error) {
-	secret, err := NewSecret()
+	plain, err := NewSecret()
 	if err != nil {
 		return Key{}, "", err
 	}
-	idBytes := make([]byte, 10)
-	if _, err := rand.Read(idBytes); err != nil {
-		return Key{}, "", fmt.Errorf("read random key id: %w", err)
+	keyID, err := secret.New("key_", 10)
+	if err != nil {
+		return Key{}, "", err
 	}
 	k := Key{
-		Hash:      Hash(secret),
-		KeyID:     "key_" + encoding.EncodeToString(idBytes),
+		Hash:      Hash(plain),
+		KeyID:     keyID,
 		UserID:    userID,
-		Prefix:    secret[:PrefixLen],
+		Prefix:    plain[:PrefixLen],
 		Name:      name,
 		CreatedAt: s.now().UTC(),
 	}
 	if _, err := s.keys.InsertOne(ctx, k); err != nil {
 		return Key{}, "", fmt.Errorf("insert api key: %w", err)
 	}
-	return k, secret, nil
+	return k, plain, nil
 }
 
 // ErrInvalid is returned for an unknown, malformed or revoked key.

@@ -5,9 +5,6 @@ package projects
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/accounts/internal/indexes"
+	"github.com/codeexec/codeexec/accounts/internal/secret"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
@@ -132,16 +130,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		mongo.IndexModel{Keys: bson.D{{Key: "projectId", Value: 1}}, Options: options.Index().SetUnique(true).SetName("projectId_unique")})
 }
 
-func randomID(prefix string, n int, enc func([]byte) string) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random id: %w", err)
-	}
-	return prefix + enc(b), nil
-}
-
-var shareEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 // Create validates c and stores it as a new project of ownerID.
 func (s *Store) Create(ctx context.Context, ownerID string, c Content) (messages.Project, error) {
 	if err := c.Validate(); err != nil {
@@ -154,7 +142,7 @@ func (s *Store) Create(ctx context.Context, ownerID string, c Content) (messages
 	if n >= messages.MaxProjectsPerUser {
 		return messages.Project{}, ErrTooMany
 	}
-	id, err := randomID("prj_", 12, hex.EncodeToString)
+	id, err := secret.New("prj_", 12)
 	if err != nil {
 		return messages.Project{}, err
 	}
@@ -272,7 +260,7 @@ func (s *Store) Share(ctx context.Context, ownerID, id string) (string, error) {
 			return "", fmt.Errorf("find share: %w", err)
 		}
 		// 160 random bits.
-		shareID, err := randomID("shr_", 20, shareEncoding.EncodeToString)
+		shareID, err := secret.New("shr_", 20)
 		if err != nil {
 			return "", err
 		}

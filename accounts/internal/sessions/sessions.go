@@ -5,10 +5,6 @@ package sessions
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +12,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/codeexec/codeexec/accounts/internal/secret"
 )
 
 // TokenPrefix starts every session token.
@@ -26,8 +24,6 @@ const DefaultTTL = 7 * 24 * time.Hour
 
 // maxTokenLen bounds what Verify looks up.
 const maxTokenLen = 128
-
-var encoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // ErrInvalid is returned for an unknown, malformed, ended or expired session.
 var ErrInvalid = errors.New("invalid session")
@@ -56,19 +52,10 @@ func NewStore(db *mongo.Database, ttl time.Duration) *Store {
 }
 
 // Hash returns the stored form of a token.
-func Hash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+func Hash(token string) string { return secret.Hash(token) }
 
 // NewToken returns a fresh token: "ces_" and 52 base32 characters (256 random bits).
-func NewToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random session token: %w", err)
-	}
-	return TokenPrefix + encoding.EncodeToString(b), nil
-}
+func NewToken() (string, error) { return secret.New(TokenPrefix, 32) }
 
 // Create opens a session for userID and returns its token, shown once.
 func (s *Store) Create(ctx context.Context, userID string) (string, Session, error) {
