@@ -42,6 +42,10 @@ type Config struct {
 	RatePerSec    float64
 	RateBurst     int
 	MaxConcurrent int
+	// AnonRatePerSec and AnonRateBurst limit register, login and shared views per client
+	// address (0: 2/s and 30).
+	AnonRatePerSec float64
+	AnonRateBurst  int
 }
 
 // ConfigFrom takes the edge's settings from the process configuration (the catalog is
@@ -52,7 +56,8 @@ func ConfigFrom(c config.Config) Config {
 		ttl = -1
 	}
 	return Config{Region: c.Region, WaitTimeout: c.WaitTimeout, AdminToken: c.AdminToken, KeyCacheTTL: ttl,
-		RatePerSec: c.RatePerSec, RateBurst: c.RateBurst, MaxConcurrent: c.MaxConcurrent}
+		RatePerSec: c.RatePerSec, RateBurst: c.RateBurst, MaxConcurrent: c.MaxConcurrent,
+		AnonRatePerSec: c.AnonRatePerSec, AnonRateBurst: c.AnonRateBurst}
 }
 
 // Edge is one edge instance. Several may run against the same NATS.
@@ -96,12 +101,19 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, gatherer promethe
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 8
 	}
+	if cfg.AnonRatePerSec <= 0 {
+		cfg.AnonRatePerSec = 2
+	}
+	if cfg.AnonRateBurst <= 0 {
+		cfg.AnonRateBurst = 30
+	}
 	e := &Edge{
 		id:       id,
 		dispatch: dispatch.New(id, nc, js, log),
 		presence: presence.NewTracker(log, nil),
 		creds:    authcache.New(cfg.KeyCacheTTL, func() uint64 { return nc.Stats().Reconnects }, nil, log),
 		limiter: limits.New(limits.Config{RatePerSec: cfg.RatePerSec, Burst: cfg.RateBurst, MaxConcurrent: cfg.MaxConcurrent,
+			AnonRatePerSec: cfg.AnonRatePerSec, AnonBurst: cfg.AnonRateBurst,
 			LeaseTTL: cfg.WaitTimeout + limits.DefaultLeaseTTL}, nil),
 		js:  js,
 		nc:  nc,

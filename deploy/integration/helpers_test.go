@@ -33,6 +33,7 @@ func startMesh(t testing.TB, dataDir string, tune func(*config.Config)) *allinon
 	cfg.PoolSize = 1
 	cfg.RunnerSlots = 2
 	cfg.WaitTimeout = 60 * time.Second
+	cfg.AnonRateBurst = 10_000 // tests register and log in many times from one address
 	if tune != nil {
 		tune(&cfg)
 	}

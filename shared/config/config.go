@@ -41,10 +41,14 @@ type Config struct {
 	DebugFerretDB bool          // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
 
 	// Request limits, shared by every edge through JetStream key-value buckets.
-	RatePerSec    float64       // CODEEXEC_RATE_PER_SEC: requests per second per credential (token refill)
-	RateBurst     int           // CODEEXEC_RATE_BURST: token bucket size
-	MaxConcurrent int           // CODEEXEC_MAX_CONCURRENT: executions one account runs at once
-	KeyCacheTTL   time.Duration // CODEEXEC_KEY_CACHE_TTL: how long an edge trusts a valid key check
+	RatePerSec float64 // CODEEXEC_RATE_PER_SEC: requests per second per credential (token refill)
+	RateBurst  int     // CODEEXEC_RATE_BURST: token bucket size
+	// AnonRatePerSec and AnonRateBurst limit the endpoints without credentials (register,
+	// login, shared projects) per client address: CODEEXEC_ANON_RATE_PER_SEC, _BURST.
+	AnonRatePerSec float64
+	AnonRateBurst  int
+	MaxConcurrent  int           // CODEEXEC_MAX_CONCURRENT: executions one account runs at once
+	KeyCacheTTL    time.Duration // CODEEXEC_KEY_CACHE_TTL: how long an edge trusts a valid key check
 
 	// NATSListen is where the all-in-one's embedded NATS also accepts TCP clients (other
 	// runners, say), as host:port; empty: in-process connections only.
@@ -84,6 +88,8 @@ func Defaults() Config {
 		Services:         AllServices,
 		RatePerSec:       10,
 		RateBurst:        20,
+		AnonRatePerSec:   2,
+		AnonRateBurst:    30,
 		MaxConcurrent:    8,
 		KeyCacheTTL:      30 * time.Second,
 	}
@@ -134,6 +140,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)
 	integer("CODEEXEC_POOL_SIZE", &c.PoolSize)
 	integer("CODEEXEC_RATE_BURST", &c.RateBurst)
+	integer("CODEEXEC_ANON_RATE_BURST", &c.AnonRateBurst)
 	integer("CODEEXEC_MAX_CONCURRENT", &c.MaxConcurrent)
 	duration := func(key string, dst *time.Duration) {
 		if v, ok := lookup(key); ok && strings.TrimSpace(v) != "" {
@@ -148,12 +155,14 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	duration("CODEEXEC_WAIT_TIMEOUT", &c.WaitTimeout)
 	duration("CODEEXEC_KEY_CACHE_TTL", &c.KeyCacheTTL)
 	duration("CODEEXEC_JOB_ACK_WAIT", &c.JobAckWait)
-	if v, ok := lookup("CODEEXEC_RATE_PER_SEC"); ok && strings.TrimSpace(v) != "" {
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("CODEEXEC_RATE_PER_SEC: %w", err))
-		} else {
-			c.RatePerSec = f
+	for key, dst := range map[string]*float64{"CODEEXEC_RATE_PER_SEC": &c.RatePerSec, "CODEEXEC_ANON_RATE_PER_SEC": &c.AnonRatePerSec} {
+		if v, ok := lookup(key); ok && strings.TrimSpace(v) != "" {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			} else {
+				*dst = f
+			}
 		}
 	}
 	if v, ok := lookup("CODEEXEC_LANGUAGES"); ok && v != "" {
@@ -237,6 +246,12 @@ func (c Config) Validate() error {
 	}
 	if c.RateBurst < 1 {
 		errs = append(errs, errors.New("CODEEXEC_RATE_BURST must be at least 1"))
+	}
+	if !(c.AnonRatePerSec > 0) || c.AnonRatePerSec > 1e6 {
+		errs = append(errs, errors.New("CODEEXEC_ANON_RATE_PER_SEC must be above 0 (at most 1000000)"))
+	}
+	if c.AnonRateBurst < 1 {
+		errs = append(errs, errors.New("CODEEXEC_ANON_RATE_BURST must be at least 1"))
 	}
 	if c.MaxConcurrent < 1 {
 		errs = append(errs, errors.New("CODEEXEC_MAX_CONCURRENT must be at least 1"))

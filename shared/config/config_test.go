@@ -49,6 +49,7 @@ func TestLoadRefusesBadValues(t *testing.T) {
 	for key, val := range map[string]string{
 		"CODEEXEC_PRICE_MICROS": "ten", "CODEEXEC_REGION": "eu.west", "CODEEXEC_FREE_CREDIT_MICROS": "-1",
 		"CODEEXEC_SERVICES": "edge,mailer", "CODEEXEC_RUNNER_SLOTS": "0", "CODEEXEC_LOG_FORMAT": "xml",
+		"CODEEXEC_ANON_RATE_PER_SEC": "fast", "CODEEXEC_ANON_RATE_BURST": "0",
 		"CODEEXEC_RUNNER_ID": "a.b", "CODEEXEC_JOB_ACK_WAIT": "10ms",
 	} {
 		_, err := LoadFrom(lookupFrom(map[string]string{key: val}))

@@ -182,6 +182,24 @@ func (s *Server) takeToken(ctx context.Context, bucket string) error {
 	return nil
 }
 
+// limitAddress takes a token from the client address's bucket, for the endpoints that take
+// no credential: 429 rate_limited with Retry-After when there is none.
+func (s *Server) limitAddress(c *fiber.Ctx) error {
+	if s.limiter == nil {
+		return c.Next()
+	}
+	ok, wait, err := s.limiter.AllowAddress(c.UserContext(), c.IP())
+	if err != nil {
+		return s.limitsUnavailable("address rate", err)
+	}
+	if !ok {
+		s.am.refusals.WithLabelValues("rate_limited").Inc()
+		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message: "too many requests from this address; slow down", RetryAfter: limits.RetryAfter(wait)}
+	}
+	return c.Next()
+}
+
 // acquireLease counts job against its account's concurrent executions: 429
 // too_many_concurrent at the limit. The returned release is idempotent and safe to call
 // after the request's context has ended.

@@ -117,10 +117,10 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 	app.Get("/metrics", metricsHandler(gatherer))
 
 	pub := app.Group("/api")
-	pub.Post("/register", s.register)
-	pub.Post("/login", s.login)
+	pub.Post("/register", s.limitAddress, s.register)
+	pub.Post("/login", s.limitAddress, s.login)
 	pub.Post("/logout", s.logout)
-	pub.Get("/shared/:shareId", s.getShared)
+	pub.Get("/shared/:shareId", s.limitAddress, s.getShared)
 	pub.Get("/v1/languages", s.languages)
 	pub.Post("/admin/credit", s.adminCredit)
 

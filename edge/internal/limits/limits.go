@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,10 +32,14 @@ var ErrNotStarted = errors.New("limits: not started")
 
 // Config is the limits every edge must share.
 type Config struct {
-	RatePerSec    float64       // tokens added per second, per credential
-	Burst         int           // bucket size
-	MaxConcurrent int           // executions one account runs at once
-	LeaseTTL      time.Duration // DefaultLeaseTTL when 0
+	RatePerSec float64 // tokens added per second, per credential
+	Burst      int     // bucket size
+	// AnonRatePerSec and AnonBurst are the bucket of each client address on the endpoints
+	// without credentials.
+	AnonRatePerSec float64
+	AnonBurst      int
+	MaxConcurrent  int           // executions one account runs at once
+	LeaseTTL       time.Duration // DefaultLeaseTTL when 0
 }
 
 // Limiter applies Config through the RATE_LIMITS and CONCURRENCY buckets.
@@ -178,6 +183,19 @@ func recall[T any](l *Limiter, m map[string]versioned[T], key string) (versioned
 // One round trip when this edge's copy of the bucket is current; a refusal from the copy
 // needs none, since other edges only ever take tokens (the shared bucket holds no more).
 func (l *Limiter) Allow(ctx context.Context, key string) (ok bool, wait time.Duration, err error) {
+	return l.allow(ctx, key, l.cfg.RatePerSec, l.cfg.Burst)
+}
+
+// AllowAddress takes a token from the bucket of a client address, for the endpoints that
+// take no credential (registration, login, shared projects).
+func (l *Limiter) AllowAddress(ctx context.Context, addr string) (ok bool, wait time.Duration, err error) {
+	return l.allow(ctx, "addr."+addressKey.Replace(addr), l.cfg.AnonRatePerSec, l.cfg.AnonBurst)
+}
+
+// addressKey makes an IP address (v4 or v6, with a zone) a valid key-value key.
+var addressKey = strings.NewReplacer(":", "_", "%", "-")
+
+func (l *Limiter) allow(ctx context.Context, key string, rate float64, burst int) (ok bool, wait time.Duration, err error) {
 	kv, _, err := l.kvs()
 	if err != nil {
 		return false, 0, err
@@ -193,7 +211,7 @@ func (l *Limiter) Allow(ctx context.Context, key string) (ok bool, wait time.Dur
 				return false, 0, err
 			}
 		}
-		next, ok, wait := Take(cur.v, l.now(), l.cfg.RatePerSec, l.cfg.Burst)
+		next, ok, wait := Take(cur.v, l.now(), rate, burst)
 		if !ok {
 			remember(l, l.buckets, key, cur.v, cur.rev)
 			return false, wait, nil
