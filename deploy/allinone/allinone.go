@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/accounts"
 	"github.com/codeexec/codeexec/edge"
@@ -29,6 +28,7 @@ import (
 	"github.com/codeexec/codeexec/shared/embedded"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/metrics"
+	"github.com/codeexec/codeexec/shared/mongoconn"
 	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
@@ -239,16 +239,12 @@ func (inst *Instance) startMongo(ctx context.Context, cfg config.Config, log *sl
 		inst.cleanup = append(inst.cleanup, m.Shutdown)
 		uri = m.URI
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	db, closeDB, err := mongoconn.Open(uri, cfg.MongoDB)
 	if err != nil {
-		return nil, fmt.Errorf("connect to mongodb: %w", err)
+		return nil, err
 	}
-	inst.cleanup = append(inst.cleanup, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = client.Disconnect(ctx)
-	})
-	return client.Database(cfg.MongoDB), nil
+	inst.cleanup = append(inst.cleanup, closeDB)
+	return db, nil
 }
 
 // run starts one service; its failure stops the whole instance.

@@ -7,14 +7,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
-
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/accounts"
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/metrics"
+	"github.com/codeexec/codeexec/shared/mongoconn"
 	"github.com/codeexec/codeexec/shared/natsconn"
 )
 
@@ -45,18 +42,14 @@ func run() error {
 		return err
 	}
 	defer nc.Close()
-	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	db, closeDB, err := mongoconn.Open(cfg.MongoURI, cfg.MongoDB)
 	if err != nil {
-		return fmt.Errorf("connect to mongodb: %w", err)
+		return err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = client.Disconnect(dctx)
-	}()
+	defer closeDB()
 
 	reg := metrics.NewRegistry()
-	svc, err := accounts.New(nc, client.Database(cfg.MongoDB), reg, log)
+	svc, err := accounts.New(nc, db, reg, log)
 	if err != nil {
 		return err
 	}

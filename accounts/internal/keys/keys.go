@@ -15,8 +15,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/codeexec/codeexec/accounts/internal/indexes"
 	"github.com/codeexec/codeexec/accounts/internal/secret"
+	"github.com/codeexec/codeexec/shared/mongoconn"
 )
 
 // SecretPrefix starts every CodeExec API key.
@@ -51,7 +51,7 @@ func NewStore(db *mongo.Database) *Store {
 
 // EnsureIndexes creates the indexes the store relies on.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	return indexes.Ensure(ctx, s.keys,
+	return mongoconn.EnsureIndexes(ctx, s.keys,
 		mongo.IndexModel{Keys: bson.D{{Key: "keyId", Value: 1}}, Options: options.Index().SetUnique(true)},
 		mongo.IndexModel{Keys: bson.D{{Key: "userId", Value: 1}}},
 	)

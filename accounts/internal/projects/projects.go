@@ -16,9 +16,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/codeexec/codeexec/accounts/internal/indexes"
 	"github.com/codeexec/codeexec/accounts/internal/secret"
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/mongoconn"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -122,11 +122,11 @@ func NewStore(db *mongo.Database) *Store {
 // EnsureIndexes creates the indexes the store relies on; the unique one on the shares'
 // project id makes sharing idempotent under concurrency.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	if err := indexes.Ensure(ctx, s.projects,
+	if err := mongoconn.EnsureIndexes(ctx, s.projects,
 		mongo.IndexModel{Keys: bson.D{{Key: "ownerId", Value: 1}}}); err != nil {
 		return err
 	}
-	return indexes.Ensure(ctx, s.shares,
+	return mongoconn.EnsureIndexes(ctx, s.shares,
 		mongo.IndexModel{Keys: bson.D{{Key: "projectId", Value: 1}}, Options: options.Index().SetUnique(true).SetName("projectId_unique")})
 }
 

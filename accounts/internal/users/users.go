@@ -16,7 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/codeexec/codeexec/accounts/internal/indexes"
+	"github.com/codeexec/codeexec/shared/mongoconn"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -59,7 +59,7 @@ func NewStore(db *mongo.Database) *Store {
 
 // EnsureIndexes creates the unique indexes on email and username.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	return indexes.Ensure(ctx, s.users,
+	return mongoconn.EnsureIndexes(ctx, s.users,
 		mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true).SetName("email_unique")},
 		mongo.IndexModel{Keys: bson.D{{Key: "username", Value: 1}}, Options: options.Index().SetUnique(true).SetName("username_unique")},
 	)

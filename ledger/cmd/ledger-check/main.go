@@ -11,13 +11,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"time"
-
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/ledger/internal/wallet"
 	"github.com/codeexec/codeexec/shared/config"
+	"github.com/codeexec/codeexec/shared/mongoconn"
 )
 
 func main() {
@@ -39,17 +36,13 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	db, closeDB, err := mongoconn.Open(cfg.MongoURI, cfg.MongoDB)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ledger-check: connect to mongodb:", err)
+		fmt.Fprintln(os.Stderr, "ledger-check:", err)
 		return 2
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = client.Disconnect(dctx)
-	}()
-	store := wallet.NewStore(client.Database(cfg.MongoDB), wallet.Options{})
+	defer closeDB()
+	store := wallet.NewStore(db, wallet.Options{})
 
 	var sums []wallet.Summary
 	var problems []error

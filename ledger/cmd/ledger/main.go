@@ -7,15 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/ledger"
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/metrics"
+	"github.com/codeexec/codeexec/shared/mongoconn"
 	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/streams"
 )
@@ -50,15 +48,11 @@ func run() error {
 		return err
 	}
 	defer nc.Close()
-	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	db, closeDB, err := mongoconn.Open(cfg.MongoURI, cfg.MongoDB)
 	if err != nil {
-		return fmt.Errorf("connect to mongodb: %w", err)
+		return err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = client.Disconnect(dctx)
-	}()
+	defer closeDB()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -78,7 +72,7 @@ func run() error {
 		}
 	}()
 
-	svc, err := ledger.New(lcfg, nc, client.Database(cfg.MongoDB), reg, log)
+	svc, err := ledger.New(lcfg, nc, db, reg, log)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/mongoconn"
 )
 
 // Collection is the name of the records collection.
@@ -78,14 +79,10 @@ func NewStore(db *mongo.Database) *Store { return &Store{c: db.Collection(Collec
 
 // EnsureIndexes creates the index of a user's records by time.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	_, err := s.c.Indexes().CreateOne(ctx, mongo.IndexModel{
+	return mongoconn.EnsureIndexes(ctx, s.c, mongo.IndexModel{
 		Keys:    bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}},
 		Options: options.Index().SetName("user_created"),
 	})
-	if err != nil {
-		return fmt.Errorf("create executions index: %w", err)
-	}
-	return nil
 }
 
 // Insert writes r once. created is false when the job was recorded before.

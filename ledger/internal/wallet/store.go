@@ -13,6 +13,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/codeexec/codeexec/shared/mongoconn"
 )
 
 // Collection names.
@@ -86,23 +88,16 @@ func NewStore(db *mongo.Database, o Options) *Store {
 	}
 }
 
-// EnsureIndexes creates the unique ref index the money depends on, and the others. One
-// index per call: FerretDB v1.24 panics (and drops the connection) when a createIndexes
-// with several indexes meets ones that exist already.
+// EnsureIndexes creates the unique ref index the money depends on, and the others.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	for _, ix := range []struct {
-		c *mongo.Collection
-		m mongo.IndexModel
-	}{
-		{s.entries, mongo.IndexModel{Keys: bson.D{{Key: "ref", Value: 1}}, Options: options.Index().SetUnique(true).SetName("ref_unique")}},
-		{s.entries, mongo.IndexModel{Keys: bson.D{{Key: "account", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("account_seq")}},
-		{s.holds, mongo.IndexModel{Keys: bson.D{{Key: "createdAt", Value: 1}}, Options: options.Index().SetName("created_at")}},
-	} {
-		if _, err := ix.c.Indexes().CreateOne(ctx, ix.m); err != nil {
-			return fmt.Errorf("create index on %s: %w", ix.c.Name(), err)
-		}
+	if err := mongoconn.EnsureIndexes(ctx, s.entries,
+		mongo.IndexModel{Keys: bson.D{{Key: "ref", Value: 1}}, Options: options.Index().SetUnique(true).SetName("ref_unique")},
+		mongo.IndexModel{Keys: bson.D{{Key: "account", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("account_seq")},
+	); err != nil {
+		return err
 	}
-	return nil
+	return mongoconn.EnsureIndexes(ctx, s.holds,
+		mongo.IndexModel{Keys: bson.D{{Key: "createdAt", Value: 1}}, Options: options.Index().SetName("created_at")})
 }
 
 func (s *Store) now() time.Time { return s.opts.Now().UTC() }
