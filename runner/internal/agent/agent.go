@@ -72,7 +72,7 @@ func (c *Config) defaults(langs int) {
 // Sandbox is what the agent needs of the sandbox.
 type Sandbox interface {
 	Run(ctx context.Context, c *sandbox.Container, job sandbox.Job) (sandbox.Outcome, error)
-	Remove(ctx context.Context, id string)
+	Remove(ctx context.Context, c *sandbox.Container)
 }
 
 // Pool hands out fresh containers.

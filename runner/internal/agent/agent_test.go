@@ -33,7 +33,7 @@ func (f *fakeSandbox) Run(ctx context.Context, _ *sandbox.Container, job sandbox
 	f.calls.Add(1)
 	return f.run(ctx, job)
 }
-func (f *fakeSandbox) Remove(context.Context, string) {}
+func (f *fakeSandbox) Remove(context.Context, *sandbox.Container) {}
 
 type fakePool struct{}
 

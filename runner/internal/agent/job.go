@@ -159,7 +159,7 @@ func (a *Agent) execute(ctx context.Context, lang *languages.Language, msg jetst
 		a.removals.Add(1)
 		go func() {
 			defer a.removals.Done()
-			a.sb.Remove(context.WithoutCancel(ctx), c.ID)
+			a.sb.Remove(context.WithoutCancel(ctx), c)
 		}()
 	}()
 

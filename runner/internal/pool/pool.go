@@ -17,7 +17,7 @@ import (
 // Factory creates and removes containers; *sandbox.Sandbox is one.
 type Factory interface {
 	Create(ctx context.Context, lang *languages.Language, lim messages.Limits, jobID string) (*sandbox.Container, error)
-	Remove(ctx context.Context, id string)
+	Remove(ctx context.Context, c *sandbox.Container)
 }
 
 // Language is one language the pool keeps containers for, with the limits they are made with.
@@ -82,7 +82,7 @@ func (p *Pool) Run(ctx context.Context) {
 		rm.Add(1)
 		go func() {
 			defer rm.Done()
-			p.factory.Remove(cleanup, c.ID)
+			p.factory.Remove(cleanup, c)
 		}()
 	}
 	rm.Wait()
@@ -123,7 +123,7 @@ func (p *Pool) fill(ctx context.Context, lp *langPool) {
 			p.mu.Lock()
 			if p.closed || ctx.Err() != nil {
 				p.mu.Unlock()
-				p.factory.Remove(context.WithoutCancel(ctx), c.ID)
+				p.factory.Remove(context.WithoutCancel(ctx), c)
 				return
 			}
 			lp.warm = append(lp.warm, c)

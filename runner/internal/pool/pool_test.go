@@ -63,7 +63,7 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 		t.Errorf("containers: got %d, want %d (warm %d + taken %d)", got, want, size, len(taken))
 	}
 	for _, c := range taken {
-		sb.Remove(context.Background(), c.ID)
+		sb.Remove(context.Background(), c)
 	}
 
 	cancel()

@@ -50,7 +50,7 @@ func BenchmarkPythonHello(b *testing.B) {
 				if err != nil || out.Status != messages.StatusSucceeded {
 					b.Fatalf("run: %v %s", err, out.Status)
 				}
-				h.sb.Remove(ctx, c.ID)
+				h.sb.Remove(ctx, c)
 				b.StartTimer()
 			}
 			slices.Sort(took)

@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,13 +15,34 @@ import (
 
 // execSpec is one process to run in a container.
 type execSpec struct {
-	op        string // for errors: "unpack files", "compile", "run"
-	cmd       []string
-	stdin     io.Reader // nil: stdin closed at once
+	op  string // for errors: "compile", "run"
+	cmd []string
+	// unpack, when set, makes the process unpack the job's files from its stdin first.
+	unpack    *unpacker
+	stdin     io.Reader // what the process reads after the files; nil: nothing
 	timeout   time.Duration
 	outputCap int64
-	// memLimit is the container's memory limit, for usage taken on a kill.
 	wantUsage bool
+}
+
+// argv is the command an exec runs: cmd, behind the unpacking when there is one.
+func (spec execSpec) argv() []string {
+	if spec.unpack == nil {
+		return spec.cmd
+	}
+	return spec.unpack.wrap(spec.cmd)
+}
+
+// input is what the process reads on its stdin: the files' archive, then spec.stdin.
+func (spec execSpec) input() io.Reader {
+	if spec.unpack == nil {
+		return spec.stdin
+	}
+	rest := spec.stdin
+	if rest == nil {
+		rest = strings.NewReader("")
+	}
+	return io.MultiReader(bytes.NewReader(spec.unpack.archive), rest)
 }
 
 // execEnd says how an exec ended.
@@ -46,11 +69,12 @@ type execResult struct {
 // such a container is finished.
 func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
 	res := execResult{out: newCapture(spec.outputCap)}
+	stdin := spec.input()
 	created, err := s.docker.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
 		User:         User,
 		WorkingDir:   WorkDir,
-		Cmd:          spec.cmd,
-		AttachStdin:  spec.stdin != nil,
+		Cmd:          spec.argv(),
+		AttachStdin:  stdin != nil,
 		AttachStdout: true,
 		AttachStderr: true,
 	})
@@ -66,12 +90,12 @@ func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execRe
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer hj.Close()
-	if spec.stdin != nil {
+	if stdin != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// A program that does not read its stdin, or dies, makes this fail: fine.
-			_, _ = io.Copy(hj.Conn, spec.stdin)
+			_, _ = io.Copy(hj.Conn, stdin)
 			_ = hj.CloseWrite()
 		}()
 	}

@@ -31,7 +31,7 @@ func (s *Sandbox) RemoveLeftovers(ctx context.Context) (int, error) {
 		mine := c.Labels[LabelRunner] == s.runnerID
 		orphan := sameHost && !processAlive(c.Labels[LabelPID])
 		if mine && !otherLive || orphan {
-			s.Remove(ctx, c.ID)
+			s.removeID(ctx, c.ID)
 			n++
 		}
 	}

@@ -7,9 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -65,8 +63,8 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	if err != nil {
 		return out, infra("pack files", err)
 	}
-	// The files travel on the stdin of the job's first process (the compiler, or else the
-	// program itself), which unpacks them and then becomes that process: one exec less.
+	// The files travel on the stdin of the job's first process (the compiler's exec, or else
+	// the launcher), which unpacks them before it runs the step.
 	unpack, err := newUnpacker(archive)
 	if err != nil {
 		return out, err
@@ -75,8 +73,8 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	var before usage
 	if len(job.Language.Compile) > 0 {
 		comp, err := s.exec(ctx, c, execSpec{
-			op: "compile", cmd: unpack.wrap(expand(job.Language.Compile, entry, nil)),
-			stdin: unpack.stdin(""), timeout: ms(lim.CompileTimeMs), outputCap: lim.OutputBytes,
+			op: "compile", cmd: expand(job.Language.Compile, entry, nil), unpack: unpack,
+			timeout: ms(lim.CompileTimeMs), outputCap: lim.OutputBytes,
 		})
 		if err != nil {
 			return out, err
@@ -117,14 +115,11 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	}
 	resetPeak(s.cgroupRoot, c.ID)
 
-	runCmd, runStdin := expand(job.Language.Run, entry, job.Args), io.Reader(strings.NewReader(job.Stdin))
-	if unpack != nil {
-		runCmd, runStdin = unpack.wrap(runCmd), unpack.stdin(job.Stdin)
-	}
-	run, err := s.exec(ctx, c, execSpec{
-		op: "run", cmd: runCmd, stdin: runStdin,
+	spec := execSpec{
+		op: "run", cmd: expand(job.Language.Run, entry, job.Args), unpack: unpack, stdin: strings.NewReader(job.Stdin),
 		timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes, wantUsage: true,
-	})
+	}
+	run, err := s.launch(ctx, c, spec)
 	if err != nil {
 		return out, err
 	}
@@ -231,14 +226,15 @@ func newUnpacker(archive []byte) (*unpacker, error) {
 	return &unpacker{archive: archive, marker: "codeexec-unpack-failed-" + hex.EncodeToString(nonce)}, nil
 }
 
-func (u *unpacker) wrap(cmd []string) []string {
-	script := fmt.Sprintf(`head -c "$0" | tar -x -m -C %s -f - || { echo %s >&2; exit %d; }; exec "$@"`,
-		WorkDir, u.marker, unpackFailed)
-	return append([]string{"sh", "-c", script, strconv.Itoa(len(u.archive))}, cmd...)
+// script is the shell command that unpacks the archive from stdin.
+func (u *unpacker) script() string {
+	return fmt.Sprintf(`head -c %d | tar -x -m -C %s -f - || { echo %s >&2; exit %d; }`,
+		len(u.archive), WorkDir, u.marker, unpackFailed)
 }
 
-func (u *unpacker) stdin(rest string) io.Reader {
-	return io.MultiReader(bytes.NewReader(u.archive), strings.NewReader(rest))
+// wrap returns the argv of a process that unpacks the archive from stdin, then execs cmd.
+func (u *unpacker) wrap(cmd []string) []string {
+	return append([]string{"sh", "-c", u.script() + `; exec "$@"`, "sh"}, cmd...)
 }
 
 // check turns an unpack failure into an infrastructure error.

@@ -3,9 +3,10 @@
 // unprivileged user, all capabilities dropped, no-new-privileges, pids/memory/CPU limits,
 // a wall-time kill, capped output and OOM detection.
 //
-// A container runs `sleep infinity` under docker-init until the job's steps are exec'd into
-// it: a tar stream of the files unpacked into /work, an optional compile, then the program.
-// A container serves one job and is then removed, whatever happened.
+// A container's main process is a shell (launch.go) that waits on its attached stdin for
+// the job and runs the program; a compile step is exec'd into the container before. The
+// files travel as a tar stream on the stdin of the job's first process, which unpacks them
+// into /work. A container serves one job and is then removed, whatever happened.
 package sandbox
 
 import (
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -54,6 +56,10 @@ type Container struct {
 	// updates them before it runs.
 	Limits  messages.Limits
 	Created time.Time
+
+	// streams are the main process's stdin, stdout and stderr, attached before the start;
+	// nil once the job is launched.
+	streams *types.HijackedResponse
 }
 
 // Options configures a Sandbox.
@@ -127,11 +133,18 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 	if jobID != "" {
 		labels[LabelJob] = jobID
 	}
-	init := true
+	// No docker-init: the launcher is the container's PID 1, which the kernel shields from
+	// the program's signals (a namespace's init gets none it has no handler for).
+	init := false
 	cfg := &container.Config{
 		Image:           lang.Image,
 		User:            User,
-		Cmd:             []string{"sleep", "infinity"},
+		Cmd:             launcher,
+		OpenStdin:       true,
+		StdinOnce:       true,
+		AttachStdin:     true,
+		AttachStdout:    true,
+		AttachStderr:    true,
 		Entrypoint:      []string{},
 		WorkingDir:      WorkDir,
 		Hostname:        "sandbox",
@@ -161,14 +174,23 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 	if err != nil {
 		return nil, infra("create container", err)
 	}
+	c := &Container{ID: created.ID, Language: lang.Name, Limits: lim}
+	// Attached before the start, so that nothing the launcher writes is missed.
+	hj, err := s.docker.ContainerAttach(ctx, c.ID, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		s.Remove(context.WithoutCancel(ctx), c)
+		return nil, infra("attach container", err)
+	}
+	c.streams = &hj
 	if err := s.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		s.Remove(context.WithoutCancel(ctx), created.ID)
+		s.Remove(context.WithoutCancel(ctx), c)
 		return nil, infra("start container", err)
 	}
 	if s.onStart != nil {
 		s.onStart(time.Since(start))
 	}
-	return &Container{ID: created.ID, Language: lang.Name, Limits: lim, Created: time.Now()}, nil
+	c.Created = time.Now()
+	return c, nil
 }
 
 func resources(lim messages.Limits) container.Resources {
@@ -193,8 +215,18 @@ func (s *Sandbox) update(ctx context.Context, c *Container, lim messages.Limits)
 	return nil
 }
 
-// Remove force-removes a container; a container already gone is not an error.
-func (s *Sandbox) Remove(ctx context.Context, id string) {
+// Remove force-removes a container this sandbox made; a container already gone is not an
+// error.
+func (s *Sandbox) Remove(ctx context.Context, c *Container) {
+	if c.streams != nil {
+		c.streams.Close()
+		c.streams = nil
+	}
+	s.removeID(ctx, c.ID)
+}
+
+// removeID force-removes a container; a container already gone is not an error.
+func (s *Sandbox) removeID(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := s.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})

@@ -80,7 +80,7 @@ func (h *harness) run(t *testing.T, lang, code, stdin string, req messages.Limit
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	defer h.sb.Remove(context.Background(), c.ID)
+	defer h.sb.Remove(context.Background(), c)
 	out, err := h.sb.Run(ctx, c, sandbox.Job{
 		ID: "test", Language: l, Stdin: stdin, Args: args,
 		Files:  []messages.File{{Filename: l.SourceFile, Code: code, IsEntryPoint: true}},
@@ -172,5 +172,51 @@ func TestSelfKillIsNotMemoryLimit(t *testing.T) {
 	wantStatus(t, out, messages.StatusRuntimeError)
 	if out.Signal != "SIGKILL" {
 		t.Errorf("signal: got %q, want SIGKILL", out.Signal)
+	}
+}
+
+// The launcher is the container's PID 1: a program that signals it, or every process it
+// may, still gets its result.
+func TestProgramCannotKillTheLauncher(t *testing.T) {
+	h := newHarness(t, "python")
+	code := "import os, signal\n" +
+		"for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP):\n" +
+		"    os.kill(1, s)\n" +
+		"    try:\n        os.kill(-1, s)\n    except ProcessLookupError:\n        pass\n" +
+		"print('still here')\n"
+	out := h.run(t, "python", code, "", messages.Limits{})
+	wantStatus(t, out, messages.StatusSucceeded)
+	if out.Stdout != "still here\n" {
+		t.Errorf("stdout: got %q", out.Stdout)
+	}
+}
+
+// The result comes when the program ends, not when the children it left do; they die
+// with the container.
+func TestChildrenLeftBehindDoNotHoldTheResult(t *testing.T) {
+	h := newHarness(t, "python")
+	code := "import subprocess\n" +
+		"subprocess.Popen(['sh', '-c', 'sleep 30; echo late'])\n" +
+		"print('done', end='')\n"
+	begin := time.Now()
+	out := h.run(t, "python", code, "", messages.Limits{RunTimeMs: 10_000})
+	wantStatus(t, out, messages.StatusSucceeded)
+	if out.Stdout != "done" {
+		t.Errorf("stdout: got %q, want %q", out.Stdout, "done")
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("took %s: the result waited for the child", took)
+	}
+}
+
+// A program that ignores a large stdin ends at once; output without a final newline and
+// on both streams comes back whole.
+func TestUnreadStdinAndUnterminatedOutput(t *testing.T) {
+	h := newHarness(t, "python")
+	code := "import sys\nsys.stdout.write('out')\nsys.stderr.write('err')\n"
+	out := h.run(t, "python", code, strings.Repeat("x", 4<<20), messages.Limits{})
+	wantStatus(t, out, messages.StatusSucceeded)
+	if out.Stdout != "out" || out.Stderr != "err" {
+		t.Errorf("got stdout %q stderr %q, want \"out\" and \"err\"", out.Stdout, out.Stderr)
 	}
 }
