@@ -16,6 +16,20 @@ const (
 	MaxNameBytes  = 255
 )
 
+// ValidateArgs checks a job's program arguments: at most MaxArgs, each shorter than
+// MaxArgBytes and without a NUL byte (no program argument can hold one).
+func ValidateArgs(args []string) error {
+	if len(args) > MaxArgs {
+		return fmt.Errorf("%d args: at most %d", len(args), MaxArgs)
+	}
+	for i, a := range args {
+		if len(a) >= MaxArgBytes || strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("arg %d: each arg must be under %d bytes with no NUL", i, MaxArgBytes)
+		}
+	}
+	return nil
+}
+
 // ErrCodeTooLarge is returned when the code of a job exceeds MaxCodeBytes.
 var ErrCodeTooLarge = errors.New("code too large")
 

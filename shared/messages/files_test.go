@@ -54,3 +54,30 @@ func TestValidateFilesTooLarge(t *testing.T) {
 		t.Fatalf("got no error for %d files", len(tooMany))
 	}
 }
+
+func TestValidateArgs(t *testing.T) {
+	long := strings.Repeat("a", MaxArgBytes)
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"-v", "a b", "it's", "$HOME", "\n"}, true},
+		{[]string{long[1:]}, true},
+		{[]string{long}, false},
+		{[]string{"a\x00b"}, false},
+		{make([]string, MaxArgs), true},
+		{make([]string, MaxArgs+1), false},
+	} {
+		if err := ValidateArgs(c.args); (err == nil) != c.ok {
+			t.Errorf("ValidateArgs(%d args, first %.10q): got %v, want ok=%v", len(c.args), first(c.args), err, c.ok)
+		}
+	}
+}
+
+func first(a []string) string {
+	if len(a) == 0 {
+		return ""
+	}
+	return a[0]
+}

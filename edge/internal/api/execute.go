@@ -151,13 +151,8 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 	if len(req.Stdin) > messages.MaxStdinBytes {
 		return nil, newError(http.StatusBadRequest, "stdin_too_large", "stdin is %d bytes, at most %d", len(req.Stdin), messages.MaxStdinBytes)
 	}
-	if len(req.Args) > messages.MaxArgs {
-		return nil, newError(http.StatusBadRequest, "invalid_input", "at most %d args", messages.MaxArgs)
-	}
-	for _, a := range req.Args {
-		if len(a) > messages.MaxArgBytes || bytes.IndexByte([]byte(a), 0) >= 0 {
-			return nil, newError(http.StatusBadRequest, "invalid_input", "each arg must be under %d bytes with no NUL", messages.MaxArgBytes)
-		}
+	if err := messages.ValidateArgs(req.Args); err != nil {
+		return nil, newError(http.StatusBadRequest, "invalid_input", "%s", err.Error())
 	}
 	region := s.cfg.Region
 	if req.Region != "" {

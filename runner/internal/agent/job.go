@@ -132,8 +132,8 @@ func (a *Agent) check(job *messages.Job, lang *languages.Language) error {
 	if len(job.Stdin) > messages.MaxStdinBytes {
 		return fmt.Errorf("stdin of %d bytes: at most %d", len(job.Stdin), messages.MaxStdinBytes)
 	}
-	if len(job.Args) > messages.MaxArgs {
-		return fmt.Errorf("%d args: at most %d", len(job.Args), messages.MaxArgs)
+	if err := messages.ValidateArgs(job.Args); err != nil {
+		return err
 	}
 	return nil
 }

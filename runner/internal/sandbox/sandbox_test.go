@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"strings"
@@ -149,10 +150,13 @@ func TestExitCodeIsRuntimeError(t *testing.T) {
 
 func TestArgsAreAppended(t *testing.T) {
 	h := newHarness(t, "python")
-	out := h.run(t, "python", "import sys\nprint(sys.argv[1:])\n", "", messages.Limits{}, "a b", "c")
+	// Every word reaches the program as it was sent, whatever the shell would make of it.
+	args := []string{"a b", "c", "it's", "$HOME", "`id`", "", "x\ny", `\'"`, "; exit 7"}
+	out := h.run(t, "python", "import json, sys\nprint(json.dumps(sys.argv[1:], separators=(',', ':')))\n", "", messages.Limits{}, args...)
 	wantStatus(t, out, messages.StatusSucceeded)
-	if want := "['a b', 'c']\n"; out.Stdout != want {
-		t.Errorf("stdout: got %q, want %q", out.Stdout, want)
+	want, _ := json.Marshal(args)
+	if got := strings.TrimSpace(out.Stdout); got != string(want) {
+		t.Errorf("args: got %s, want %s", got, want)
 	}
 }
 
