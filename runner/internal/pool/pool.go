@@ -6,6 +6,7 @@ package pool
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +34,9 @@ type Pool struct {
 	log     *slog.Logger
 	// OnChange, when set, is told the warm count of a language whenever it changes.
 	onChange func(lang string, warm int)
+
+	// watchers counts the goroutines watching warm containers; Run waits for them.
+	watchers sync.WaitGroup
 
 	mu     sync.Mutex
 	langs  map[string]*langPool
@@ -88,6 +92,7 @@ func (p *Pool) Run(ctx context.Context) {
 		}()
 	}
 	rm.Wait()
+	p.watchers.Wait()
 }
 
 // Creators is how many containers a language's refill creates at once. A create and start
@@ -162,8 +167,33 @@ func (p *Pool) create(ctx context.Context, lp *langPool, r *refill) {
 	if c != nil {
 		lp.warm = append(lp.warm, c)
 		p.changed(lp)
+		p.watchers.Add(1)
+		go p.watch(lp, c)
 	}
 	p.mu.Unlock()
+	select {
+	case lp.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watch drops c from the warm containers should it die there (killed from outside, or its
+// daemon restarted), so that no job is given a dead container, and has it replaced.
+func (p *Pool) watch(lp *langPool, c *sandbox.Container) {
+	defer p.watchers.Done()
+	<-c.Ended()
+	p.mu.Lock()
+	i := slices.Index(lp.warm, c)
+	if i >= 0 {
+		lp.warm = slices.Delete(lp.warm, i, i+1)
+		p.changed(lp)
+	}
+	p.mu.Unlock()
+	if i < 0 {
+		return // taken, or removed at shutdown
+	}
+	p.log.Warn("warm container died; replacing it", "language", lp.Lang.Name, "container_id", c.ID[:12])
+	p.factory.Remove(context.Background(), c)
 	select {
 	case lp.kick <- struct{}{}:
 	default:
@@ -175,11 +205,14 @@ func (p *Pool) create(ctx context.Context, lp *langPool, r *refill) {
 func (p *Pool) Take(ctx context.Context, lang string, jobID string) (c *sandbox.Container, warm bool, err error) {
 	p.mu.Lock()
 	lp, ok := p.langs[lang]
-	if ok && len(lp.warm) > 0 {
-		// Oldest first: a container made long ago is no better kept than used.
-		c = lp.warm[0]
-		lp.warm = lp.warm[1:]
-		p.changed(lp)
+	if ok {
+		// Oldest first: a container made long ago is no better kept than used. One that
+		// died a moment ago is skipped and left to its watcher.
+		if i := slices.IndexFunc(lp.warm, (*sandbox.Container).Alive); i >= 0 {
+			c = lp.warm[i]
+			lp.warm = slices.Delete(lp.warm, i, i+1)
+			p.changed(lp)
+		}
 	}
 	p.mu.Unlock()
 	if ok {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -70,5 +71,68 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 	wg.Wait()
 	if n := count(); n != 0 {
 		t.Errorf("%d containers after shutdown, want 0", n)
+	}
+}
+
+// A warm container that dies (killed from outside, or its daemon restarted) is dropped and
+// replaced; no job is given it.
+func TestDeadWarmContainerIsReplaced(t *testing.T) {
+	docker := testenv.Docker(t)
+	catalog := testenv.Catalog(t)
+	testenv.RequireImage(t, docker, catalog, "python")
+	py, _ := catalog.Resolve("python")
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	sb := sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler)})
+
+	const size = 2
+	p := pool.New(sb, size, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}}, slog.New(slog.DiscardHandler), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait(); _, _ = sb.RemoveLeftovers(context.Background()) })
+	for deadline := time.Now().Add(30 * time.Second); p.Warm("python") != size; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("warm: got %d, want %d", p.Warm("python"), size)
+		}
+	}
+
+	victims, err := sb.List(context.Background())
+	if err != nil || len(victims) != size {
+		t.Fatalf("list: %v %v", victims, err)
+	}
+	for _, v := range victims {
+		if err := docker.ContainerKill(context.Background(), v, "KILL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Whatever the pool holds at any moment, Take only hands out live containers; the
+	// killed ones are removed and replaced.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ids, err := sb.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		replaced := p.Warm("python") == size && len(ids) == size
+		for _, v := range victims {
+			replaced = replaced && !slices.Contains(ids, v)
+		}
+		if replaced {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("killed containers not replaced: warm %d, containers %v, killed %v", p.Warm("python"), ids, victims)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, warm, err := p.Take(context.Background(), "python", "job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Remove(context.Background(), c)
+	if !warm || !c.Alive() || slices.Contains(victims, c.ID) {
+		t.Errorf("took %s (warm %v, alive %v); killed were %v", c.ID[:12], warm, c.Alive(), victims)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // The run step does not go through `docker exec`, whose create, attach and inspect round
@@ -73,53 +72,49 @@ func newLaunchScript(spec execSpec) (launchScript, error) {
 // deadline or for too much output. c is finished afterwards.
 func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
 	res := execResult{out: newCapture(spec.outputCap)}
-	hj := c.streams
-	if hj == nil {
-		return res, infraf(spec.op, "container %s was launched already", short(c.ID))
-	}
-	c.streams = nil
 	script, err := newLaunchScript(spec)
 	if err != nil {
 		return res, err
+	}
+	exited := make(chan int, 2)
+	stdout := &exitLineWriter{w: res.out.Stdout(), token: script.token, exited: exited}
+	stderr := &exitLineWriter{w: res.out.Stderr(), token: script.token, exited: exited}
+	st := c.streams
+	if !st.launch(stdout, stderr) {
+		return res, infraf(spec.op, "container %s was launched already", short(c.ID))
+	}
+	if !st.alive() {
+		return res, infraf(spec.op, "container %s died before its job: %s", short(c.ID), endReason(st))
 	}
 	var stdin io.Reader = strings.NewReader(strconv.Itoa(len(script.text)) + "\n" + script.text)
 	if rest := spec.input(); rest != nil {
 		stdin = io.MultiReader(stdin, rest)
 	}
 
-	exited := make(chan int, 2)
-	stdout := &exitLineWriter{w: res.out.Stdout(), token: script.token, exited: exited}
-	stderr := &exitLineWriter{w: res.out.Stderr(), token: script.token, exited: exited}
-
 	var wg sync.WaitGroup
+	// The stream ends once the connection is closed: no write to res.out after the return.
+	defer func() { <-st.ended }()
 	defer wg.Wait()
-	defer hj.Close()
+	defer st.close()
 	start := time.Now()
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		// A program that does not read its stdin, or dies, makes this fail: fine.
-		_, _ = io.Copy(hj.Conn, stdin)
-		_ = hj.CloseWrite()
-	}()
-	copied := make(chan error, 1)
-	go func() {
-		defer wg.Done()
-		_, err := stdcopy.StdCopy(stdout, stderr, hj.Reader)
-		copied <- err
+		_, _ = io.Copy(st.hj.Conn, stdin)
+		_ = st.hj.CloseWrite()
 	}()
 
 	timer := time.NewTimer(spec.timeout)
 	defer timer.Stop()
 	lines := 0
-	var copyErr error
 	streamEnded := false
 wait:
 	for lines < 2 {
 		select {
 		case res.exitCode = <-exited:
 			lines++
-		case copyErr = <-copied:
+		case <-st.ended:
 			streamEnded = true
 			break wait
 		case <-timer.C:
@@ -131,8 +126,12 @@ wait:
 		}
 	}
 	res.wall = time.Since(start)
-	if errors.Is(copyErr, errOutputLimit) {
-		res.end = endOutput
+	var copyErr error
+	if streamEnded {
+		copyErr = st.err
+		if errors.Is(copyErr, errOutputLimit) {
+			res.end = endOutput
+		}
 	}
 
 	switch {
@@ -144,13 +143,13 @@ wait:
 		res.usage, res.hasUsage = s.usage(ctx, c.ID)
 		// Nobody reads the stream any more: close it first, or dockerd, blocked writing
 		// the flood to us, holds the kill up.
-		hj.Close()
+		st.close()
 		s.kill(ctx, c.ID)
 		return res, nil
 	case res.end == endTimeout:
 		res.usage, res.hasUsage = s.usage(ctx, c.ID)
 		s.kill(ctx, c.ID) // the reader drains what the program wrote until its death
-		<-copied
+		<-st.ended
 		return res, nil
 	case copyErr != nil:
 		return res, infra("read output of "+spec.op, copyErr)
@@ -167,6 +166,18 @@ wait:
 		return res, nil
 	}
 	return res, infraf(spec.op, "the container stopped before the program ended (exit code %d)", code)
+}
+
+// endReason says why an attachment's stream ended, with what the launcher wrote before.
+func endReason(st *attachment) string {
+	why := "end of stream"
+	if st.err != nil {
+		why = st.err.Error()
+	}
+	if early := strings.TrimSpace(st.earlyOutput()); early != "" {
+		why += "; it wrote: " + early
+	}
+	return why
 }
 
 // waitExit waits for the container to stop and returns its exit code.

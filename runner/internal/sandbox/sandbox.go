@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -57,10 +56,16 @@ type Container struct {
 	Limits  messages.Limits
 	Created time.Time
 
-	// streams are the main process's stdin, stdout and stderr, attached before the start;
-	// nil once the job is launched.
-	streams *types.HijackedResponse
+	// streams are the main process's stdin, stdout and stderr, attached before the start.
+	streams *attachment
 }
+
+// Alive reports whether the container's launcher may still take a job: its attached
+// streams are open. A container that died (or whose daemon went away) is not.
+func (c *Container) Alive() bool { return c.streams != nil && c.streams.alive() }
+
+// Ended is closed when the container's attached streams end: it died, or it was removed.
+func (c *Container) Ended() <-chan struct{} { return c.streams.ended }
 
 // Options configures a Sandbox.
 type Options struct {
@@ -181,7 +186,7 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		s.Remove(context.WithoutCancel(ctx), c)
 		return nil, infra("attach container", err)
 	}
-	c.streams = &hj
+	c.streams = newAttachment(hj)
 	if err := s.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		s.Remove(context.WithoutCancel(ctx), c)
 		return nil, infra("start container", err)
@@ -219,8 +224,7 @@ func (s *Sandbox) update(ctx context.Context, c *Container, lim messages.Limits)
 // error.
 func (s *Sandbox) Remove(ctx context.Context, c *Container) {
 	if c.streams != nil {
-		c.streams.Close()
-		c.streams = nil
+		c.streams.close()
 	}
 	s.removeID(ctx, c.ID)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -222,5 +223,34 @@ func TestUnreadStdinAndUnterminatedOutput(t *testing.T) {
 	wantStatus(t, out, messages.StatusSucceeded)
 	if out.Stdout != "out" || out.Stderr != "err" {
 		t.Errorf("got stdout %q stderr %q, want \"out\" and \"err\"", out.Stdout, out.Stderr)
+	}
+}
+
+// A container that died before its job yields an infrastructure error (the job is retried
+// elsewhere), never a result.
+func TestDeadContainerIsAnInfrastructureError(t *testing.T) {
+	h := newHarness(t, "python")
+	l, _ := h.catalog.Resolve("python")
+	ctx := context.Background()
+	c, err := h.sb.Create(ctx, l, h.catalog.Defaults(l), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.sb.Remove(ctx, c)
+	if err := h.docker.ContainerKill(ctx, c.ID, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Ended():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the killed container's stream did not end")
+	}
+	out, err := h.sb.Run(ctx, c, sandbox.Job{
+		ID: "test", Language: l, Limits: h.catalog.Effective(l, messages.Limits{}),
+		Files: []messages.File{{Filename: "main.py", Code: "print(1)", IsEntryPoint: true}},
+	})
+	var infra *sandbox.InfraError
+	if !errors.As(err, &infra) {
+		t.Fatalf("got %v (status %s), want an InfraError", err, out.Status)
 	}
 }

@@ -1,0 +1,100 @@
+package sandbox
+
+import (
+	"bytes"
+	"io"
+	"sync"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// attachment is a container's attached stdin, stdout and stderr, read from its creation on:
+// so the end of the stream — the container died, or the daemon went away — is seen while
+// the container is still warm, and a dead container is never given a job.
+type attachment struct {
+	hj types.HijackedResponse
+
+	mu sync.Mutex
+	// stdout and stderr receive the streams once a job is launched; before, what the
+	// launcher writes (nothing, unless it fails to start) is kept in early, for errors.
+	stdout, stderr io.Writer
+	early          bytes.Buffer
+	launched       bool
+
+	ended   chan struct{} // closed when the stream has ended
+	err     error         // why it ended (nil: end of stream); read after ended
+	closing sync.Once
+}
+
+// earlyCap bounds what is kept of the output before a job.
+const earlyCap = 4 << 10
+
+func newAttachment(hj types.HijackedResponse) *attachment {
+	a := &attachment{hj: hj, ended: make(chan struct{})}
+	go func() {
+		defer close(a.ended)
+		_, a.err = stdcopy.StdCopy(streamWriter{a, false}, streamWriter{a, true}, hj.Reader)
+	}()
+	return a
+}
+
+// launch hands the streams to stdout and stderr; it reports false when a job was launched
+// on the container before.
+func (a *attachment) launch(stdout, stderr io.Writer) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.launched {
+		return false
+	}
+	a.launched = true
+	a.stdout, a.stderr = stdout, stderr
+	return true
+}
+
+// alive reports whether the stream is still open.
+func (a *attachment) alive() bool {
+	select {
+	case <-a.ended:
+		return false
+	default:
+		return true
+	}
+}
+
+// earlyOutput returns what the launcher wrote before its job.
+func (a *attachment) earlyOutput() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.early.String()
+}
+
+// close closes the connection, which ends the stream; it may be called more than once.
+func (a *attachment) close() {
+	a.closing.Do(func() { a.hj.Close() })
+}
+
+// streamWriter is stdout or stderr of an attachment.
+type streamWriter struct {
+	a      *attachment
+	stderr bool
+}
+
+func (w streamWriter) Write(p []byte) (int, error) {
+	w.a.mu.Lock()
+	dst := w.a.stdout
+	if w.stderr {
+		dst = w.a.stderr
+	}
+	if dst == nil {
+		if room := earlyCap - w.a.early.Len(); room > 0 {
+			w.a.early.Write(p[:min(len(p), room)])
+		}
+		w.a.mu.Unlock()
+		return len(p), nil
+	}
+	w.a.mu.Unlock()
+	// Written outside the lock: only the reading goroutine writes, and the destination
+	// does not change once set.
+	return dst.Write(p)
+}
