@@ -10,27 +10,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/client"
+
 	"github.com/codeexec/codeexec/runner/internal/pool"
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/runner/internal/testenv"
 )
 
-func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
-	docker := testenv.Docker(t)
+// startPool runs a pool of size warm python containers on the real Docker; cancel stops it
+// (and waits for it).
+func startPool(t *testing.T, size int) (p *pool.Pool, sb *sandbox.Sandbox, docker *client.Client, cancel func()) {
+	t.Helper()
+	docker = testenv.Docker(t)
 	catalog := testenv.Catalog(t)
 	testenv.RequireImage(t, docker, catalog, "python")
 	py, _ := catalog.Resolve("python")
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
-	sb := sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler)})
-
-	const size = 2
-	p := pool.New(sb, size, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}}, slog.New(slog.DiscardHandler), nil)
-	ctx, cancel := context.WithCancel(context.Background())
+	sb = sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler)})
+	p = pool.New(sb, size, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}}, slog.New(slog.DiscardHandler), nil)
+	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); p.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait(); _, _ = sb.RemoveLeftovers(context.Background()) })
+	cancel = func() { stop(); wg.Wait() }
+	t.Cleanup(func() { cancel(); _, _ = sb.RemoveLeftovers(context.Background()) })
+	return p, sb, docker, cancel
+}
+
+func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
+	const size = 2
+	p, sb, _, cancel := startPool(t, size)
 
 	count := func() int {
 		ids, err := sb.List(context.Background())
@@ -68,7 +78,6 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 	}
 
 	cancel()
-	wg.Wait()
 	if n := count(); n != 0 {
 		t.Errorf("%d containers after shutdown, want 0", n)
 	}
@@ -77,21 +86,8 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 // A warm container that dies (killed from outside, or its daemon restarted) is dropped and
 // replaced; no job is given it.
 func TestDeadWarmContainerIsReplaced(t *testing.T) {
-	docker := testenv.Docker(t)
-	catalog := testenv.Catalog(t)
-	testenv.RequireImage(t, docker, catalog, "python")
-	py, _ := catalog.Resolve("python")
-	id := make([]byte, 4)
-	_, _ = rand.Read(id)
-	sb := sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler)})
-
 	const size = 2
-	p := pool.New(sb, size, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}}, slog.New(slog.DiscardHandler), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); p.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait(); _, _ = sb.RemoveLeftovers(context.Background()) })
+	p, sb, docker, _ := startPool(t, size)
 	for deadline := time.Now().Add(30 * time.Second); p.Warm("python") != size; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("warm: got %d, want %d", p.Warm("python"), size)
