@@ -38,7 +38,7 @@ import (
 // script, which reads the rest of stdin itself.
 var launcher = []string{"sh", "-c", `read -r n && eval "$(head -c "$n")"`}
 
-// launchSpec is the run step for the launcher.
+// launchScript is what the launcher runs for a job, and the token of its exit lines.
 type launchScript struct {
 	text  string
 	token []byte // starts both exit lines: "<token><status>\n"
@@ -148,8 +148,13 @@ wait:
 		return res, nil
 	case res.end == endTimeout:
 		res.usage, res.hasUsage = s.usage(ctx, c.ID)
-		s.kill(ctx, c.ID) // the reader drains what the program wrote until its death
-		<-st.ended
+		s.kill(ctx, c.ID)
+		// The reader drains what the program wrote until its death (bounded, should the
+		// kill have failed: the connection is closed then).
+		select {
+		case <-st.ended:
+		case <-time.After(5 * time.Second):
+		}
 		return res, nil
 	case copyErr != nil:
 		return res, infra("read output of "+spec.op, copyErr)
