@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 )
@@ -22,7 +23,6 @@ type execSpec struct {
 	stdin     io.Reader // what the process reads after the files; nil: nothing
 	timeout   time.Duration
 	outputCap int64
-	wantUsage bool
 }
 
 // argv is the command an exec runs: cmd, behind the unpacking when there is one.
@@ -59,14 +59,15 @@ type execResult struct {
 	exitCode int
 	out      *capture
 	wall     time.Duration
-	// usage is the container's usage when the process ended or right before the kill.
+	// usage is the container's usage when the program ended or right before the kill
+	// (launched runs only).
 	usage    usage
 	hasUsage bool
 }
 
-// exec runs spec in c and waits for it to end, to time out or to write too much. On a
-// timeout or an output overflow it takes the container's usage, then kills the container:
-// such a container is finished.
+// exec runs spec (a compile step; the run is launched, launch.go) in c and waits for it to
+// end, to time out or to write too much. On a timeout or an output overflow it kills the
+// container: such a container is finished.
 func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
 	res := execResult{out: newCapture(spec.outputCap)}
 	stdin := spec.input()
@@ -91,13 +92,7 @@ func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execRe
 	defer wg.Wait()
 	defer hj.Close()
 	if stdin != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A program that does not read its stdin, or dies, makes this fail: fine.
-			_, _ = io.Copy(hj.Conn, stdin)
-			_ = hj.CloseWrite()
-		}()
+		feedStdin(&wg, hj, stdin)
 	}
 
 	copied := make(chan error, 1)
@@ -126,10 +121,6 @@ func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execRe
 	}
 
 	if res.end != endExited {
-		// Usage first: a killed container's cgroup is gone.
-		if spec.wantUsage {
-			res.usage, res.hasUsage = s.usage(ctx, c.ID)
-		}
 		if res.end == endOutput {
 			// Nobody reads the stream any more: close it first, or dockerd, blocked
 			// writing the flood to us, holds the kill up for seconds.
@@ -150,10 +141,18 @@ func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execRe
 		return res, infra("inspect exec "+spec.op, err)
 	}
 	res.exitCode = code
-	if spec.wantUsage {
-		res.usage, res.hasUsage = s.usage(ctx, c.ID)
-	}
 	return res, nil
+}
+
+// feedStdin copies stdin to an attached process, then closes its stdin; wg tracks the copy.
+func feedStdin(wg *sync.WaitGroup, hj types.HijackedResponse, stdin io.Reader) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// A program that does not read its stdin, or dies, makes this fail: fine.
+		_, _ = io.Copy(hj.Conn, stdin)
+		_ = hj.CloseWrite()
+	}()
 }
 
 // exitCode waits for the exec to be reported as finished (its output stream can end a

@@ -97,13 +97,7 @@ func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (exec
 	defer wg.Wait()
 	defer st.close()
 	start := time.Now()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// A program that does not read its stdin, or dies, makes this fail: fine.
-		_, _ = io.Copy(st.hj.Conn, stdin)
-		_ = st.hj.CloseWrite()
-	}()
+	feedStdin(&wg, st.hj, stdin)
 
 	timer := time.NewTimer(spec.timeout)
 	defer timer.Stop()

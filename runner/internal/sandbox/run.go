@@ -117,7 +117,7 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 
 	spec := execSpec{
 		op: "run", cmd: expand(job.Language.Run, entry, job.Args), unpack: unpack, stdin: strings.NewReader(job.Stdin),
-		timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes, wantUsage: true,
+		timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes,
 	}
 	run, err := s.launch(ctx, c, spec)
 	if err != nil {
