@@ -105,15 +105,30 @@ func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	poolCtx, stopPool := context.WithCancel(bg)
 	defer func() {
-		// Drained (or failed to start): the pool's containers go, then the OOM watcher.
+		// Drained (or failed to start): the pool's containers go, then the OOM watcher,
+		// then anything left behind, by this life or a killed earlier one.
 		stopPool()
 		stopBackground()
 		wg.Wait()
+		r.sweep(context.WithoutCancel(ctx), true)
 	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		r.sb.Watch(bg)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for t := time.NewTicker(sweepEvery); ; {
+			select {
+			case <-bg.Done():
+				t.Stop()
+				return
+			case <-t.C:
+				r.sweep(bg, false)
+			}
+		}
 	}()
 
 	warm := make([]pool.Language, len(langs))
@@ -135,6 +150,30 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// sweepEvery is how often a running runner removes leftovers that appeared after its start:
+// a container whose create the daemon finished for a runner killed meanwhile.
+const sweepEvery = time.Minute
+
+// sweep removes leftover containers, and with own (on exit) any of this life's that are
+// still there, which would be a leak and is logged as one.
+func (r *Runner) sweep(ctx context.Context, own bool) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if n, err := r.sb.RemoveLeftovers(ctx); err != nil {
+		r.log.Warn("remove leftover containers", "err", err)
+	} else if n > 0 {
+		r.log.Info("removed leftover containers", "count", n)
+	}
+	if !own {
+		return
+	}
+	if n, err := r.sb.RemoveOwn(ctx); err != nil {
+		r.log.Warn("remove own containers", "err", err)
+	} else if n > 0 {
+		r.log.Warn("removed containers the runner had lost track of", "count", n)
+	}
 }
 
 // served returns the languages to serve: those configured (or all), minus those whose image

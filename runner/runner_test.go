@@ -31,6 +31,7 @@ type env struct {
 	runner *runner.Runner
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
 // start runs a runner serving langs against an embedded NATS with the streams provisioned.
@@ -74,13 +75,17 @@ func start(t *testing.T, langs ...string) *env {
 	runCtx, stop := context.WithCancel(context.Background())
 	e := &env{nc: nc, js: js, runner: r, cancel: stop, done: make(chan error, 1)}
 	go func() { e.done <- r.Run(runCtx) }()
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { e.stop(t) }) })
+	t.Cleanup(func() { e.stop(t) })
 	return e
 }
 
-// stop drains the runner and checks it left no container behind.
+// stop drains the runner and checks it left no container behind; only the first call does.
 func (e *env) stop(t *testing.T) {
+	t.Helper()
+	e.once.Do(func() { e.drain(t) })
+}
+
+func (e *env) drain(t *testing.T) {
 	t.Helper()
 	e.cancel()
 	select {
@@ -284,4 +289,47 @@ func TestLimitsAndAbuseThroughTheAgent(t *testing.T) {
 	if r := e.stored(t, "job-after", 30*time.Second); r.Status != messages.StatusSucceeded || r.Stdout != "ok\n" {
 		t.Errorf("after the abuse: got %s %q", r.Status, r.Stdout)
 	}
+}
+
+// TestLateLeftoverIsRemovedOnExit: a runner killed while the daemon created a container for
+// it leaves that container to appear after its next life has swept on start. The next life
+// removes it by the time it exits.
+func TestLateLeftoverIsRemovedOnExit(t *testing.T) {
+	e := start(t, "python")
+	docker := testenv.Docker(t)
+	catalog := testenv.Catalog(t)
+	py, _ := catalog.Resolve("python")
+	ctx := context.Background()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after 30s", what)
+			}
+		}
+	}
+	count := func() int {
+		list, err := docker.ContainerList(ctx, container.ListOptions{
+			All: true, Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelRunner+"="+e.runner.ID())),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list)
+	}
+	waitFor("the warm pool filled (the start sweep is over)", func() bool { return count() >= 1 })
+
+	host, _ := os.Hostname()
+	late, err := docker.ContainerCreate(ctx, &container.Config{
+		Image: py.Image, Cmd: []string{"true"},
+		Labels: map[string]string{
+			sandbox.LabelManaged: "true", sandbox.LabelRunner: e.runner.ID(), sandbox.LabelHost: host,
+			sandbox.LabelPID: "2147483646", sandbox.LabelLife: "earlier-life", sandbox.LabelLanguage: "python",
+		},
+	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = docker.ContainerRemove(ctx, late.ID, container.RemoveOptions{Force: true}) })
+	e.stop(t) // fails the test if any container of the runner's id is left
 }

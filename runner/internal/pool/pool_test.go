@@ -34,7 +34,7 @@ func startPool(t *testing.T, size int) (p *pool.Pool, sb *sandbox.Sandbox, docke
 	wg.Add(1)
 	go func() { defer wg.Done(); p.Run(ctx) }()
 	cancel = func() { stop(); wg.Wait() }
-	t.Cleanup(func() { cancel(); _, _ = sb.RemoveLeftovers(context.Background()) })
+	t.Cleanup(func() { cancel(); _, _ = sb.RemoveOwn(context.Background()) })
 	return p, sb, docker, cancel
 }
 

@@ -12,25 +12,44 @@ import (
 )
 
 // RemoveLeftovers removes containers a runner left behind: every container of this runner
-// id (its earlier life, even in another PID namespace or on a renamed host), and every
+// id made by an earlier life (even in another PID namespace or on a renamed host), and every
 // managed container made on this host by a process that is no longer alive (a runner that
 // crashed). Containers of other live runners on the same host are left alone, even one
-// that (misconfigured) shares this id. It returns how many it removed.
+// that (misconfigured) shares this id, and so are this Sandbox's own: it is safe to call
+// while jobs run. A runner killed while the daemon was creating a container for it leaves
+// that container to appear after its next life has started, so the runner calls this on
+// start, from time to time and on exit. It returns how many it removed.
 func (s *Sandbox) RemoveLeftovers(ctx context.Context) (int, error) {
+	return s.removeWhere(ctx, func(labels map[string]string) bool {
+		if labels[LabelLife] == s.life {
+			return false
+		}
+		sameHost := labels[LabelHost] == s.host
+		otherLive := sameHost && labels[LabelPID] != strconv.Itoa(s.pid) && processAlive(labels[LabelPID])
+		mine := labels[LabelRunner] == s.runnerID
+		orphan := sameHost && !processAlive(labels[LabelPID])
+		return mine && !otherLive || orphan
+	})
+}
+
+// RemoveOwn removes every container this Sandbox made that is still there: none should be,
+// once the runner has drained, so it is the last sweep on exit. It returns how many it removed.
+func (s *Sandbox) RemoveOwn(ctx context.Context) (int, error) {
+	return s.removeWhere(ctx, func(labels map[string]string) bool { return labels[LabelLife] == s.life })
+}
+
+// removeWhere removes the managed containers whose labels match.
+func (s *Sandbox) removeWhere(ctx context.Context, match func(labels map[string]string) bool) (int, error) {
 	list, err := s.docker.ContainerList(ctx, container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelManaged+"=true")),
 	})
 	if err != nil {
-		return 0, infra("list leftover containers", err)
+		return 0, infra("list containers", err)
 	}
 	n := 0
 	for _, c := range list {
-		sameHost := c.Labels[LabelHost] == s.host
-		otherLive := sameHost && c.Labels[LabelPID] != strconv.Itoa(s.pid) && processAlive(c.Labels[LabelPID])
-		mine := c.Labels[LabelRunner] == s.runnerID
-		orphan := sameHost && !processAlive(c.Labels[LabelPID])
-		if mine && !otherLive || orphan {
+		if match(c.Labels) {
 			s.removeID(ctx, c.ID)
 			n++
 		}

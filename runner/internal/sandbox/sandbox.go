@@ -11,6 +11,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,10 +29,13 @@ import (
 
 // Labels on every container the runner creates.
 const (
-	LabelManaged  = "org.codeexec.managed"
-	LabelRunner   = "org.codeexec.runner"
-	LabelHost     = "org.codeexec.host"
-	LabelPID      = "org.codeexec.pid"
+	LabelManaged = "org.codeexec.managed"
+	LabelRunner  = "org.codeexec.runner"
+	LabelHost    = "org.codeexec.host"
+	LabelPID     = "org.codeexec.pid"
+	// LabelLife tells one Sandbox's containers from those of an earlier life of the same
+	// runner that had the same PID (a runner that is PID 1 of its own container).
+	LabelLife     = "org.codeexec.life"
 	LabelLanguage = "org.codeexec.language"
 	LabelJob      = "org.codeexec.job"
 )
@@ -45,6 +49,8 @@ const (
 	workDirBytes = 64 << 20
 	tmpDirBytes  = 16 << 20
 	nofile       = 1024
+	// createTimeout bounds a container create, which is not cancelled with its caller.
+	createTimeout = 30 * time.Second
 )
 
 // Container is a created and started container that has not served a job yet.
@@ -85,6 +91,7 @@ type Sandbox struct {
 	runnerID string
 	host     string
 	pid      int
+	life     string
 	log      *slog.Logger
 	oom      *oomWatcher
 	onStart  func(time.Duration)
@@ -112,6 +119,7 @@ func New(docker *client.Client, o Options) *Sandbox {
 		runnerID:   o.RunnerID,
 		host:       host,
 		pid:        os.Getpid(),
+		life:       rand.Text(),
 		log:        log,
 		oom:        newOOMWatcher(),
 		onStart:    o.OnContainerStart,
@@ -133,6 +141,7 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		LabelRunner:   s.runnerID,
 		LabelHost:     s.host,
 		LabelPID:      strconv.Itoa(s.pid),
+		LabelLife:     s.life,
 		LabelLanguage: lang.Name,
 	}
 	if jobID != "" {
@@ -175,11 +184,19 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		{Name: "fsize", Soft: workDirBytes, Hard: workDirBytes},
 		{Name: "core", Soft: 0, Hard: 0},
 	}
-	created, err := s.docker.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{}, nil, "")
+	// The daemon finishes a create whose caller gave up, so the call is not cancelled with
+	// ctx: a container the caller never heard of would be left behind. It is removed here.
+	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	created, err := s.docker.ContainerCreate(createCtx, cfg, hc, &network.NetworkingConfig{}, nil, "")
+	cancel()
 	if err != nil {
 		return nil, infra("create container", err)
 	}
 	c := &Container{ID: created.ID, Language: lang.Name, Limits: lim}
+	if err := ctx.Err(); err != nil {
+		s.Remove(context.WithoutCancel(ctx), c)
+		return nil, infra("create container", err)
+	}
 	// Attached before the start, so that nothing the launcher writes is missed.
 	hj, err := s.docker.ContainerAttach(ctx, c.ID, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {

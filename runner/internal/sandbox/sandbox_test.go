@@ -60,7 +60,7 @@ func newHarness(t testing.TB, langs ...string) *harness {
 			}
 			if time.Now().After(deadline) {
 				t.Errorf("%d containers left behind: %v", len(ids), ids)
-				_, _ = sb.RemoveLeftovers(cctx)
+				_, _ = sb.RemoveOwn(cctx)
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -252,5 +252,34 @@ func TestDeadContainerIsAnInfrastructureError(t *testing.T) {
 	var infra *sandbox.InfraError
 	if !errors.As(err, &infra) {
 		t.Fatalf("got %v (status %s), want an InfraError", err, out.Status)
+	}
+}
+
+// TestCancelledCreateLeavesNoContainer gives up on creates at every point of their course:
+// the daemon finishes a create whose caller went away, and that container must not stay.
+func TestCancelledCreateLeavesNoContainer(t *testing.T) {
+	h := newHarness(t, "python")
+	l, _ := h.catalog.Resolve("python")
+	cancelled := 0
+	for wait := time.Millisecond; wait <= 64*time.Millisecond; wait *= 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		c, err := h.sb.Create(ctx, l, h.catalog.Defaults(l), "")
+		cancel()
+		if err != nil {
+			cancelled++
+			continue
+		}
+		h.sb.Remove(context.Background(), c)
+	}
+	if cancelled == 0 {
+		t.Skip("every create beat its deadline; nothing was cancelled")
+	}
+	time.Sleep(time.Second) // a create the daemon was still finishing would show by now
+	ids, err := h.sb.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 0 {
+		t.Errorf("%d of %d cancelled creates left a container", len(ids), cancelled)
 	}
 }
