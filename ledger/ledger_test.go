@@ -22,6 +22,7 @@ import (
 	"github.com/codeexec/codeexec/ledger/internal/records"
 	"github.com/codeexec/codeexec/ledger/internal/testenv"
 	"github.com/codeexec/codeexec/ledger/internal/wallet"
+	"github.com/codeexec/codeexec/shared/embedded/embeddedtest"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
@@ -159,11 +160,11 @@ func waitSettled(t *testing.T, js jetstream.JetStream, db *mongo.Database, n int
 // never went below.
 func TestConcurrentReservesNeverOverspend(t *testing.T) {
 	const n = 10
-	srv, nc := testenv.NATS(t)
+	srv, nc, _ := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
 	cfg := testConfig(n * price)
-	start(t, cfg, testenv.Connect(t, srv, "ledger-a"), db, prometheus.NewRegistry())
-	start(t, cfg, testenv.Connect(t, srv, "ledger-b"), db, prometheus.NewRegistry())
+	start(t, cfg, embeddedtest.Connect(t, srv, "ledger-a"), db, prometheus.NewRegistry())
+	start(t, cfg, embeddedtest.Connect(t, srv, "ledger-b"), db, prometheus.NewRegistry())
 
 	if _, err := rpc.Call[messages.OpenWalletRequest, messages.WalletReply](t.Context(), nc, subjects.WalletOpen,
 		messages.OpenWalletRequest{V: messages.Version, UserID: "alice"}); err != nil {
@@ -217,9 +218,9 @@ func TestConcurrentReservesNeverOverspend(t *testing.T) {
 // Measures one reserve round trip (NATS request, ledger, FerretDB) with a warm wallet.
 func TestReserveLatency(t *testing.T) {
 	const n = 50
-	srv, nc := testenv.NATS(t)
+	srv, nc, _ := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
-	start(t, testConfig(100*price), testenv.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	start(t, testConfig(100*price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
 	walletOf(t, nc, "lat")
 	began := time.Now()
 	for i := range n {
@@ -240,15 +241,11 @@ func TestReserveLatency(t *testing.T) {
 // released, one record per job.
 func TestChargesExactlyOnceAcrossReplaysAndRestarts(t *testing.T) {
 	const jobs = 20
-	srv, nc := testenv.NATS(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, nc, js := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(jobs * price)
-	ledgerConn := testenv.Connect(t, srv, "ledger-a")
+	ledgerConn := embeddedtest.Connect(t, srv, "ledger-a")
 	stop := start(t, cfg, ledgerConn, db, reg)
 
 	status := func(i int) messages.Status {
@@ -273,8 +270,8 @@ func TestChargesExactlyOnceAcrossReplaysAndRestarts(t *testing.T) {
 	})
 	time.Sleep(50 * time.Millisecond)
 	stop() // mid-stream
-	stop = start(t, cfg, testenv.Connect(t, srv, "ledger-a2"), db, reg)
-	start(t, cfg, testenv.Connect(t, srv, "ledger-b"), db, reg)
+	stop = start(t, cfg, embeddedtest.Connect(t, srv, "ledger-a2"), db, reg)
+	start(t, cfg, embeddedtest.Connect(t, srv, "ledger-b"), db, reg)
 	pub.Wait()
 	for i := range jobs { // and once more after everything
 		job := fmt.Sprintf("job-%02d", i)
@@ -335,10 +332,9 @@ func TestChargesExactlyOnceAcrossReplaysAndRestarts(t *testing.T) {
 }
 
 func TestInternalErrorIsNotCharged(t *testing.T) {
-	srv, nc := testenv.NATS(t)
-	js, _ := jetstream.New(nc)
+	srv, nc, js := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
-	start(t, testConfig(price), testenv.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
 
 	if _, err := reserve(t.Context(), nc, "carol", "job-ie", "python"); err != nil {
 		t.Fatal(err)
@@ -367,15 +363,14 @@ func TestExpiredHoldIsReleasedAndLateResultNotCharged(t *testing.T) {
 	var clock atomic.Int64
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock.Store(t0.UnixNano())
-	srv, nc := testenv.NATS(t)
-	js, _ := jetstream.New(nc)
+	srv, nc, js := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(3 * price)
 	cfg.HoldTTL = 15 * time.Minute
 	cfg.SweepInterval = 20 * time.Millisecond
 	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	start(t, cfg, testenv.Connect(t, srv, "ledger"), db, reg)
+	start(t, cfg, embeddedtest.Connect(t, srv, "ledger"), db, reg)
 
 	if _, err := reserve(t.Context(), nc, "dave", "stuck", "python"); err != nil {
 		t.Fatal(err)
@@ -408,10 +403,9 @@ func TestExpiredHoldIsReleasedAndLateResultNotCharged(t *testing.T) {
 
 // An internal publisher that did not reserve is charged the result's price directly.
 func TestResultWithoutReserveChargesDirectly(t *testing.T) {
-	srv, nc := testenv.NATS(t)
-	js, _ := jetstream.New(nc)
+	srv, nc, js := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
-	start(t, testConfig(price), testenv.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
 	// A poison message is terminated, not retried forever, and does not block the rest.
 	if _, err := js.Publish(t.Context(), subjects.Results("garbage"), []byte("not json")); err != nil {
 		t.Fatal(err)
@@ -433,9 +427,9 @@ func TestResultWithoutReserveChargesDirectly(t *testing.T) {
 }
 
 func TestCreditIsIdempotentPerReference(t *testing.T) {
-	srv, nc := testenv.NATS(t)
+	srv, nc, _ := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
-	start(t, testConfig(price), testenv.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
 	credit := func(user string, amount int64, ref string) (messages.CreditReply, error) {
 		return rpc.Call[messages.CreditRequest, messages.CreditReply](t.Context(), nc, subjects.Credit,
 			messages.CreditRequest{V: messages.Version, UserID: user, AmountMicros: amount, Reference: ref})

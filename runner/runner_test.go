@@ -19,9 +19,8 @@ import (
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/runner/internal/testenv"
 	"github.com/codeexec/codeexec/shared/config"
-	"github.com/codeexec/codeexec/shared/embedded"
+	"github.com/codeexec/codeexec/shared/embedded/embeddedtest"
 	"github.com/codeexec/codeexec/shared/messages"
-	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -42,25 +41,7 @@ func start(t *testing.T, langs ...string) *env {
 	for _, l := range langs {
 		testenv.RequireImage(t, docker, catalog, l)
 	}
-	srv, err := embedded.StartNATS(t.TempDir(), embedded.NATSOptions{Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("runner-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := streams.Ensure(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
+	_, nc, js := embeddedtest.NATS(t)
 
 	cfg := config.Defaults()
 	cfg.Languages = langs
@@ -96,16 +77,21 @@ func (e *env) drain(t *testing.T) {
 	case <-time.After(90 * time.Second):
 		t.Fatal("Run did not return after drain")
 	}
-	docker := testenv.Docker(t)
-	list, err := docker.ContainerList(context.Background(), container.ListOptions{
+	if n := e.containers(t); n != 0 {
+		t.Errorf("%d containers left after Run returned", n)
+	}
+}
+
+// containers counts the containers that carry the runner's id.
+func (e *env) containers(t *testing.T) int {
+	t.Helper()
+	list, err := testenv.Docker(t).ContainerList(context.Background(), container.ListOptions{
 		All: true, Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelRunner+"="+e.runner.ID())),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 0 {
-		t.Errorf("%d containers left after Run returned", len(list))
-	}
+	return len(list)
 }
 
 func job(id, lang, code, stdin, notify string) messages.Job {
@@ -306,24 +292,12 @@ func TestLateLeftoverIsRemovedOnExit(t *testing.T) {
 	catalog := testenv.Catalog(t)
 	py, _ := catalog.Resolve("python")
 	ctx := context.Background()
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not after 30s", what)
-			}
+	// The warm pool's container shows the start sweep is over.
+	for deadline := time.Now().Add(30 * time.Second); e.containers(t) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no warm container after 30s")
 		}
 	}
-	count := func() int {
-		list, err := docker.ContainerList(ctx, container.ListOptions{
-			All: true, Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelRunner+"="+e.runner.ID())),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(list)
-	}
-	waitFor("the warm pool filled (the start sweep is over)", func() bool { return count() >= 1 })
 
 	host, _ := os.Hostname()
 	late, err := docker.ContainerCreate(ctx, &container.Config{

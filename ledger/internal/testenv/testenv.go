@@ -1,6 +1,6 @@
-// Package testenv starts the real parts the ledger's tests run against: an embedded
-// FerretDB shared by a test binary (one fresh database per test) and an embedded
-// nats-server with JetStream per test. Only tests import it.
+// Package testenv starts the real part the ledger's tests share: an embedded FerretDB for
+// the whole test binary (one fresh database per test); embeddedtest gives each test its
+// nats-server. Only tests import it.
 package testenv
 
 import (
@@ -13,13 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/shared/embedded"
-	"github.com/codeexec/codeexec/shared/streams"
 )
 
 var (
@@ -73,39 +70,6 @@ func Mongo(t testing.TB) *mongo.Database {
 		name = name[:40]
 	}
 	return client.Database(fmt.Sprintf("t%d_%s", dbSeq.Add(1), name))
-}
-
-// NATS starts a nats-server with JetStream for one test, provisions the streams and
-// returns a connection.
-func NATS(t testing.TB) (*embedded.NATS, *nats.Conn) {
-	t.Helper()
-	srv, err := embedded.StartNATS(t.TempDir(), embedded.NATSOptions{Port: -1})
-	if err != nil {
-		t.Fatalf("start embedded nats: %v", err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc := Connect(t, srv, "test")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := streams.Ensure(ctx, js, 1); err != nil {
-		t.Fatalf("ensure streams: %v", err)
-	}
-	return srv, nc
-}
-
-// Connect opens another connection to srv, closed at the end of the test.
-func Connect(t testing.TB, srv *embedded.NATS, name string) *nats.Conn {
-	t.Helper()
-	nc, err := srv.Connect(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
 }
 
 // Eventually polls cond until it holds or timeout passes.

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
-	"github.com/codeexec/codeexec/shared/embedded"
+	"github.com/codeexec/codeexec/shared/embedded/embeddedtest"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/streams"
@@ -51,20 +51,7 @@ type fixture struct {
 
 func startAgent(t *testing.T, sb Sandbox, cfg Config) *fixture {
 	t.Helper()
-	srv, err := embedded.StartNATS(t.TempDir(), embedded.NATSOptions{Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("agent-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if err := streams.Ensure(context.Background(), js, 1); err != nil {
-		t.Fatal(err)
-	}
+	_, nc, js := embeddedtest.NATS(t)
 	catalog, err := languages.Default()
 	if err != nil {
 		t.Fatal(err)
