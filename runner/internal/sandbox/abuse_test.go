@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/shared/messages"
 )
 
@@ -111,15 +112,21 @@ for path in ['/etc/evil', '/usr/bin/evil', '/evil', '/home/evil']:
         print('refused', path, e.errno)
 open('/work/ok.txt', 'w').write('fine')
 open('/tmp/ok.txt', 'w').write('fine')
-print('work', open('/work/ok.txt').read(), os.getuid())
+print('work', open('/work/ok.txt').read(), os.getuid(), os.getgid(), os.getgroups())
 `
 	out := h.run(t, "python", code, "", messages.Limits{})
 	wantStatus(t, out, messages.StatusSucceeded)
 	if strings.Contains(out.Stdout, "wrote") {
 		t.Errorf("a write outside /work and /tmp succeeded:\n%s", out.Stdout)
 	}
-	if !strings.Contains(out.Stdout, "work fine 10001") {
-		t.Errorf("/work not writable by uid 10001:\n%s", out.Stdout)
+	// The program runs as the container's own uid and gid, with no supplementary group,
+	// and owns /work and /tmp.
+	var uid, gid int
+	if _, err := fmt.Sscanf(out.Stdout[strings.Index(out.Stdout, "work fine"):], "work fine %d %d []", &uid, &gid); err != nil {
+		t.Fatalf("/work not writable, or not by the program's own uid:\n%s", out.Stdout)
+	}
+	if uid < sandbox.DefaultUIDs.First || uid >= sandbox.DefaultUIDs.First+sandbox.DefaultUIDs.Count || gid != uid {
+		t.Errorf("program runs as %d:%d, want a uid of %+v with the same gid", uid, gid, sandbox.DefaultUIDs)
 	}
 }
 

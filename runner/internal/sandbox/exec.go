@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -60,9 +61,13 @@ type execResult struct {
 	out      *capture
 	wall     time.Duration
 	// usage is the container's usage when the program ended or right before the kill
-	// (launched runs only).
+	// (launched runs only): the step's CPU time when the launcher reported it, else the
+	// container's since its start.
 	usage    usage
 	hasUsage bool
+	// report is the launcher's exit line (launched runs that ended by themselves).
+	report    exitReport
+	hasReport bool
 }
 
 // exec runs spec (a compile step; the run is launched, launch.go) in c and waits for it to
@@ -72,7 +77,7 @@ func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execRe
 	res := execResult{out: newCapture(spec.outputCap)}
 	stdin := spec.input()
 	created, err := s.docker.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
-		User:         User,
+		User:         fmt.Sprintf("%d:%d", c.UID, c.UID),
 		WorkingDir:   WorkDir,
 		Cmd:          spec.argv(),
 		AttachStdin:  stdin != nil,

@@ -25,14 +25,17 @@ import (
 // line with the program's status on stdout and on stderr, then sleep — followed by the
 // files' archive and the program's own stdin.
 //
-// The exit lines start with a random token, so they are told from the program's output;
-// each is the last thing the launcher writes on its stream, after everything the program
-// wrote there. With both seen, the program has ended: its status is known and the
-// container, still alive, has its cgroup to read. The launcher is the container's PID 1,
-// which the program cannot kill (the kernel delivers to a namespace's init no signal it has
-// no handler for, from inside the namespace), so the exit lines always come — unless the
-// kernel's OOM killer takes the launcher itself, which is reported as the memory limit it
-// is, from Docker's oom event.
+// The launcher is root in the container, with only the setuid, setgid and kill
+// capabilities; the program runs under the container's own uid (setpriv), with no
+// capability and no way back (no-new-privileges). So the program can neither read the
+// launcher's memory, environment or file descriptors (/proc/1/… need ptrace rights over
+// another uid), nor write them, nor signal the launcher. The exit lines start with a random
+// token that lives only in the launcher's memory, so the program cannot forge them; each is
+// the last thing the launcher writes on its stream, after the program ended and after the
+// launcher killed whatever the program left (kill -9 -1), so nothing the program wrote can
+// follow it. The line carries the evidence of the program's end, read by the launcher from
+// the kernel: the exit status, and the container cgroup's OOM-kill count, CPU time and
+// memory peak before and after the program (read-only cgroup files, cgroup v1 or v2).
 
 // launcher is the main process of every container: read the script's length, then run the
 // script, which reads the rest of stdin itself.
@@ -41,11 +44,33 @@ var launcher = []string{"sh", "-c", `read -r n && eval "$(head -c "$n")"`}
 // launchScript is what the launcher runs for a job, and the token of its exit lines.
 type launchScript struct {
 	text  string
-	token []byte // starts both exit lines: "<token><status>\n"
+	token []byte // starts both exit lines: "<token><status> <evidence…>\n"
 }
 
-// newLaunchScript writes the script that runs spec's command behind its unpacking.
-func newLaunchScript(spec execSpec) (launchScript, error) {
+// cgroupReader is a shell function that sets c (CPU time in ns), o (OOM kills) and p
+// (memory peak in bytes) from the container's cgroup, -1 where unknown, with shell
+// builtins only (no process to start).
+const cgroupReader = `cg() {
+c=-1 o=-1 p=-1
+if [ -r /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
+read -r c </sys/fs/cgroup/cpuacct/cpuacct.usage
+read -r p </sys/fs/cgroup/memory/memory.max_usage_in_bytes
+while read -r k v; do [ "$k" = oom_kill ] && o=$v; done </sys/fs/cgroup/memory/memory.oom_control
+elif [ -r /sys/fs/cgroup/cpu.stat ]; then
+while read -r k v; do [ "$k" = usage_usec ] && c=$((v*1000)); done </sys/fs/cgroup/cpu.stat
+while read -r k v; do [ "$k" = oom_kill ] && o=$v; done </sys/fs/cgroup/memory.events
+read -r p 2>/dev/null </sys/fs/cgroup/memory.peak || read -r p </sys/fs/cgroup/memory.current
+fi
+}
+`
+
+// dropTo is the command prefix that runs a command as uid with no capability.
+func dropTo(uid int) string {
+	return fmt.Sprintf("setpriv --reuid=%d --regid=%d --clear-groups --", uid, uid)
+}
+
+// newLaunchScript writes the script that runs spec's command as uid, behind its unpacking.
+func newLaunchScript(spec execSpec, uid int) (launchScript, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return launchScript{}, infra("exit token", err)
@@ -53,30 +78,81 @@ func newLaunchScript(spec execSpec) (launchScript, error) {
 	token := "codeexec-exit-" + hex.EncodeToString(nonce) + ":"
 	var b strings.Builder
 	if spec.unpack != nil {
-		b.WriteString(spec.unpack.script())
+		b.WriteString(spec.unpack.script(dropTo(uid)))
 		b.WriteString("\n")
 	}
-	for i, w := range spec.cmd {
-		if i > 0 {
-			b.WriteString(" ")
-		}
+	b.WriteString(cgroupReader)
+	b.WriteString("cg; c0=$c o0=$o\n")
+	// The program is the OOM killer's first choice (it may lower that to the launcher's,
+	// no further), without any capability, under the container's uid.
+	b.WriteString("( echo 1000 >/proc/self/oom_score_adj; exec " + dropTo(uid))
+	for _, w := range spec.cmd {
+		b.WriteString(" ")
 		b.WriteString(shellQuote(w))
 	}
-	// The program's status goes to both streams, then the launcher sleeps: the container
-	// stays up until the runner has read its cgroup and removes it.
-	fmt.Fprintf(&b, "\ns=$?\nprintf '%%s%%d\\n' %s \"$s\"\nprintf '%%s%%d\\n' %s \"$s\" >&2\nexec sleep infinity\n", token, token)
+	// Its status and the evidence go to both streams once nothing of the program is left,
+	// then the launcher sleeps: the container stays up until the runner removes it.
+	fmt.Fprintf(&b, " )\ns=$?\nkill -9 -1 2>/dev/null\ncg\n"+
+		"printf '%%s%%d %%s %%s %%s %%s %%s\\n' %[1]s \"$s\" \"$o0\" \"$o\" \"$c0\" \"$c\" \"$p\"\n"+
+		"printf '%%s%%d %%s %%s %%s %%s %%s\\n' %[1]s \"$s\" \"$o0\" \"$o\" \"$c0\" \"$c\" \"$p\" >&2\n"+
+		"exec sleep infinity\n", token)
 	return launchScript{text: b.String(), token: []byte(token)}, nil
+}
+
+// exitReport is the launcher's exit line: how the program ended, and the cgroup's
+// counters before and after it. A counter the launcher could not read is -1.
+type exitReport struct {
+	code                 int
+	oomBefore, oomAfter  int64
+	cpuBefore, cpuAfter  int64 // ns
+	peakMemory           int64
+}
+
+// oomKills is how many processes the kernel's OOM killer took while the program ran, or -1.
+func (r exitReport) oomKills() int64 {
+	if r.oomBefore < 0 || r.oomAfter < 0 {
+		return -1
+	}
+	return r.oomAfter - r.oomBefore
+}
+
+// cpu is the CPU time of the container while the program ran, or -1.
+func (r exitReport) cpu() time.Duration {
+	if r.cpuBefore < 0 || r.cpuAfter < 0 {
+		return -1
+	}
+	return time.Duration(max(r.cpuAfter-r.cpuBefore, 0))
+}
+
+// parseExitReport parses what follows the token on an exit line.
+func parseExitReport(line []byte) (exitReport, error) {
+	f := strings.Fields(string(line))
+	if len(f) != 6 {
+		return exitReport{}, errBadExitLine
+	}
+	var n [6]int64
+	for i, s := range f {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < -1 {
+			return exitReport{}, errBadExitLine
+		}
+		n[i] = v
+	}
+	if n[0] > 255 {
+		return exitReport{}, errBadExitLine
+	}
+	return exitReport{code: int(n[0]), oomBefore: n[1], oomAfter: n[2], cpuBefore: n[3], cpuAfter: n[4], peakMemory: n[5]}, nil
 }
 
 // launch sends spec to c's launcher and waits for the program's exit lines, for the
 // deadline or for too much output. c is finished afterwards.
 func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
 	res := execResult{out: newCapture(spec.outputCap)}
-	script, err := newLaunchScript(spec)
+	script, err := newLaunchScript(spec, c.UID)
 	if err != nil {
 		return res, err
 	}
-	exited := make(chan int, 2)
+	exited := make(chan exitReport, 2)
 	stdout := &exitLineWriter{w: res.out.Stdout(), token: script.token, exited: exited}
 	stderr := &exitLineWriter{w: res.out.Stderr(), token: script.token, exited: exited}
 	st := c.streams
@@ -106,7 +182,8 @@ func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (exec
 wait:
 	for lines < 2 {
 		select {
-		case res.exitCode = <-exited:
+		case res.report = <-exited:
+			res.exitCode = res.report.code
 			lines++
 		case <-st.ended:
 			streamEnded = true
@@ -130,8 +207,13 @@ wait:
 
 	switch {
 	case res.end == endExited && !streamEnded:
-		// The program ended; its children, if any, die with the container.
-		res.usage, res.hasUsage = s.usage(ctx, c.ID)
+		// The program ended, and so did what it left behind; the launcher measured it.
+		res.hasReport = true
+		if res.report.cpu() >= 0 && res.report.peakMemory >= 0 {
+			res.usage, res.hasUsage = usage{cpu: res.report.cpu(), peakMemory: res.report.peakMemory}, true
+		} else {
+			res.usage, res.hasUsage = s.usage(ctx, c.ID)
+		}
 		return res, nil
 	case res.end == endOutput:
 		res.usage, res.hasUsage = s.usage(ctx, c.ID)
@@ -196,12 +278,13 @@ func (s *Sandbox) waitExit(ctx context.Context, id string) (int, error) {
 }
 
 // exitLineWriter passes one of the launcher's streams on to w up to the exit line
-// "<token><status>\n", which it takes off the stream and sends the status of on exited.
-// What follows the exit line (from children that outlive the program) is dropped.
+// "<token><status> <evidence…>\n", which it takes off the stream and sends the report of
+// on exited. Nothing follows the exit line but, at most, a write of the program's that
+// raced with its kill; it is dropped.
 type exitLineWriter struct {
 	w      io.Writer
 	token  []byte
-	exited chan<- int
+	exited chan<- exitReport
 	// held are bytes not passed on yet because they may begin the token.
 	held []byte
 	// status collects the exit line after the token; found says the token was seen.
@@ -235,22 +318,25 @@ func (e *exitLineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// collect gathers the status after the token up to the end of the line.
+// maxExitLine bounds what follows the token on an exit line: six decimal numbers.
+const maxExitLine = 6 * 21
+
+// collect gathers the report after the token up to the end of the line.
 func (e *exitLineWriter) collect(p []byte) error {
 	line, _, complete := bytes.Cut(p, []byte("\n"))
 	e.status = append(e.status, line...)
-	if len(e.status) > 3 {
+	if len(e.status) > maxExitLine {
 		return errBadExitLine
 	}
 	if !complete {
 		return nil
 	}
-	code, err := strconv.Atoi(string(e.status))
+	r, err := parseExitReport(e.status)
 	if err != nil {
-		return errBadExitLine
+		return err
 	}
 	e.done = true
-	e.exited <- code
+	e.exited <- r
 	return nil
 }
 

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ func feed(t *testing.T, token, input string, capBytes int64) (out string, code i
 	best := ""
 	for size := 1; size <= len(input); size++ {
 		c := newCapture(capBytes)
-		exited := make(chan int, 1)
+		exited := make(chan exitReport, 1)
 		w := &exitLineWriter{w: c.Stdout(), token: []byte(token), exited: exited}
 		var werr error
 		for i := 0; i < len(input) && werr == nil; i += size {
@@ -21,7 +22,8 @@ func feed(t *testing.T, token, input string, capBytes int64) (out string, code i
 		}
 		stdout, _ := c.Strings()
 		select {
-		case code, got = <-exited:
+		case r := <-exited:
+			code, got = r.code, true
 		default:
 			got = false
 		}
@@ -43,12 +45,12 @@ func TestExitLineWriter(t *testing.T) {
 		code             int
 		exited           bool
 	}{
-		{"output then exit line", "hello\n" + tok + "0\n", "hello\n", 0, true},
-		{"no trailing newline", "abc" + tok + "3\n", "abc", 3, true},
-		{"a token prefix in the output", "x codeexec-exit-01" + tok + "137\n", "x codeexec-exit-01", 137, true},
-		{"what follows the exit line is dropped", "a" + tok + "1\nlate output\n", "a", 1, true},
+		{"output then exit line", "hello\n" + tok + "0 0 0 5 9 100\n", "hello\n", 0, true},
+		{"no trailing newline", "abc" + tok + "3 -1 -1 -1 -1 -1\n", "abc", 3, true},
+		{"a token prefix in the output", "x codeexec-exit-01" + tok + "137 1 2 3 4 5\n", "x codeexec-exit-01", 137, true},
+		{"what follows the exit line is dropped", "a" + tok + "1 0 0 0 0 0\nlate output\n", "a", 1, true},
 		{"no exit line yet", "partial codeexec-ex", "partial ", 0, false},
-		{"empty output", tok + "42\n", "", 42, true},
+		{"empty output", tok + "42 0 0 0 0 0\n", "", 42, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,7 +67,8 @@ func TestExitLineWriter(t *testing.T) {
 
 func TestExitLineWriterRejectsAMalformedLine(t *testing.T) {
 	const tok = "codeexec-exit-0123:"
-	for _, in := range []string{tok + "x\n", tok + "12345\n"} {
+	for _, in := range []string{tok + "x\n", tok + "12345\n", tok + "0\n", tok + "-7 0 0 0 0 0\n",
+		tok + "256 0 0 0 0 0\n", tok + "0 0 0 0 0 0 0\n", tok + "0 " + strings.Repeat("9", 200) + "\n"} {
 		if _, _, _, err := feed(t, tok, in, 1<<20); !errors.Is(err, errBadExitLine) {
 			t.Errorf("%q: got %v, want errBadExitLine", in, err)
 		}
@@ -74,21 +77,21 @@ func TestExitLineWriterRejectsAMalformedLine(t *testing.T) {
 
 func TestExitLineWriterStopsAtTheOutputCap(t *testing.T) {
 	const tok = "codeexec-exit-0123:"
-	out, _, exited, err := feed(t, tok, "0123456789"+tok+"0\n", 4)
+	out, _, exited, err := feed(t, tok, "0123456789"+tok+"0 0 0 0 0 0\n", 4)
 	if !errors.Is(err, errOutputLimit) || out != "0123" || exited {
 		t.Errorf("got %q exited=%v err %v, want \"0123\", no exit, errOutputLimit", out, exited, err)
 	}
 }
 
 func TestLaunchScriptQuotesEveryWord(t *testing.T) {
-	s, err := newLaunchScript(execSpec{cmd: []string{"python3", "main.py", "it's", "$HOME", "a b", "`x`", "\n"}})
+	s, err := newLaunchScript(execSpec{cmd: []string{"python3", "main.py", "it's", "$HOME", "a b", "`x`", "\n"}}, 2000123)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `'python3' 'main.py' 'it'\''s' '$HOME' 'a b' '` + "`x`' '\n'\n"; !bytes.HasPrefix([]byte(s.text), []byte(want)) {
-		t.Errorf("script:\n%s\nwant it to start with:\n%s", s.text, want)
+	if want := `exec setpriv --reuid=2000123 --regid=2000123 --clear-groups -- 'python3' 'main.py' 'it'\''s' '$HOME' 'a b' '` + "`x`' '\n' )\n"; !strings.Contains(s.text, want) {
+		t.Errorf("script:\n%s\nwant it to contain:\n%s", s.text, want)
 	}
-	other, _ := newLaunchScript(execSpec{cmd: []string{"true"}})
+	other, _ := newLaunchScript(execSpec{cmd: []string{"true"}}, 2000123)
 	if bytes.Equal(s.token, other.token) {
 		t.Error("two scripts share an exit token")
 	}

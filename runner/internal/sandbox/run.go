@@ -130,7 +130,11 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	}
 	out.Stdout, out.Stderr = run.out.Strings()
 	out.WallTime = run.wall
-	if run.hasUsage {
+	switch {
+	case run.hasReport && run.report.cpu() >= 0:
+		out.CPUTime = run.report.cpu() // the launcher's own before and after
+		out.MemoryBytes = run.usage.peakMemory
+	case run.hasUsage:
 		out.CPUTime = max(run.usage.cpu-before.cpu, 0)
 		out.MemoryBytes = run.usage.peakMemory
 	}
@@ -150,7 +154,7 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 		out.ExitCode = &code
 		return out, nil
 	}
-	if s.oomKilled(ctx, c, code, run.usage.peakMemory) {
+	if s.oomKilled(ctx, c, run, code) {
 		out.Status = messages.StatusMemoryLimit
 		out.Signal = signalName(code - 128)
 		out.ErrorMessage = fmt.Sprintf("the program exceeded the memory limit of %d MiB", lim.MemoryBytes>>20)
@@ -167,10 +171,16 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	return out, nil
 }
 
-// oomKilled decides, from evidence, whether the kernel's OOM killer struck the run: Docker's
-// oom event for the container, or — should the event stream have missed it — a SIGKILL
-// death with the cgroup's peak at its limit.
-func (s *Sandbox) oomKilled(ctx context.Context, c *Container, code int, peak int64) bool {
+// oomKilled decides, from evidence, whether the kernel's OOM killer struck the run: the
+// cgroup's own OOM-kill count, read by the launcher before and after the program. Where
+// the launcher could not read it (or died), Docker's oom event for the container, or — should
+// the event stream have missed it — a SIGKILL death with the cgroup's peak at its limit.
+func (s *Sandbox) oomKilled(ctx context.Context, c *Container, run execResult, code int) bool {
+	if run.hasReport {
+		if n := run.report.oomKills(); n >= 0 {
+			return n > 0
+		}
+	}
 	grace := time.Duration(0)
 	if code == 128+9 {
 		grace = oomGrace
@@ -178,7 +188,7 @@ func (s *Sandbox) oomKilled(ctx context.Context, c *Container, code int, peak in
 	if s.oom.wait(ctx, c.ID, grace) {
 		return true
 	}
-	return code == 128+9 && c.Limits.MemoryBytes > 0 && peak >= c.Limits.MemoryBytes
+	return code == 128+9 && c.Limits.MemoryBytes > 0 && run.usage.peakMemory >= c.Limits.MemoryBytes
 }
 
 func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
@@ -226,15 +236,20 @@ func newUnpacker(archive []byte) (*unpacker, error) {
 	return &unpacker{archive: archive, marker: "codeexec-unpack-failed-" + hex.EncodeToString(nonce)}, nil
 }
 
-// script is the shell command that unpacks the archive from stdin.
-func (u *unpacker) script() string {
-	return fmt.Sprintf(`head -c %d | tar -x -m -C %s -f - || { echo %s >&2; exit %d; }`,
-		len(u.archive), WorkDir, u.marker, unpackFailed)
+// script is the shell command that unpacks the archive from stdin, with tar run behind
+// the command prefix as (empty: as the shell's own user).
+func (u *unpacker) script(as string) string {
+	if as != "" {
+		as += " "
+	}
+	return fmt.Sprintf(`head -c %d | %star -x -m -C %s -f - || { echo %s >&2; exit %d; }`,
+		len(u.archive), as, WorkDir, u.marker, unpackFailed)
 }
 
-// wrap returns the argv of a process that unpacks the archive from stdin, then execs cmd.
+// wrap returns the argv of a process that unpacks the archive from stdin, then execs cmd;
+// it runs as the container's uid already (an exec).
 func (u *unpacker) wrap(cmd []string) []string {
-	return append([]string{"sh", "-c", u.script() + `; exec "$@"`, "sh"}, cmd...)
+	return append([]string{"sh", "-c", u.script("") + `; exec "$@"`, "sh"}, cmd...)
 }
 
 // check turns an unpack failure into an infrastructure error.

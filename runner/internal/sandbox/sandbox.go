@@ -3,23 +3,26 @@
 // unprivileged user, all capabilities dropped, no-new-privileges, pids/memory/CPU limits,
 // a wall-time kill, capped output and OOM detection.
 //
-// A container's main process is a shell (launch.go) that waits on its attached stdin for
-// the job and runs the program; a compile step is exec'd into the container before. The
-// files travel as a tar stream on the stdin of the job's first process, which unpacks them
-// into /work. A container serves one job and is then removed, whatever happened.
+// A container's main process is a shell (launch.go), the launcher, that waits on its attached
+// stdin for the job and runs the program; a compile step is exec'd into the container
+// before. The launcher runs as root with three capabilities (setuid, setgid, kill) and the
+// program under the container's own uid with none: the program can neither read, write nor
+// signal the launcher, so the launcher's report of how the program ended is evidence the
+// program cannot forge. Each live container has a uid of its own (uids.go), so the kernel's
+// per-uid accounting never mixes two tenants. The files travel as a tar stream on the stdin
+// of the job's first process, which unpacks them into /work. A container serves one job and
+// is then removed, whatever happened.
 package sandbox
 
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 
@@ -38,12 +41,15 @@ const (
 	LabelLife     = "org.codeexec.life"
 	LabelLanguage = "org.codeexec.language"
 	LabelJob      = "org.codeexec.job"
+	// LabelUID is the uid the container's programs run as (also reserved by its name).
+	LabelUID = "org.codeexec.uid"
 )
 
 // Sandbox settings that are the same for every language.
 const (
-	// User is the unprivileged user of the language images.
-	User = "10001:10001"
+	// launcherUser is the launcher's identity: root in the container, with only the
+	// capabilities of launcherCaps, none of which the program keeps.
+	launcherUser = "0:0"
 	// WorkDir is the job's tmpfs: the files are unpacked there and the program runs there.
 	WorkDir      = "/work"
 	workDirBytes = 64 << 20
@@ -53,10 +59,16 @@ const (
 	createTimeout = 30 * time.Second
 )
 
+// launcherCaps are what the launcher needs: to drop to the program's uid and gid, and to
+// kill what the program left behind before it reports (kill -9 -1).
+var launcherCaps = []string{"SETUID", "SETGID", "KILL"}
+
 // Container is a created and started container that has not served a job yet.
 type Container struct {
 	ID       string
 	Language string
+	// UID is the uid (and gid) the container's programs run as, no other live container's.
+	UID int
 	// Limits the container was created with (memory, CPU, pids); a job with other limits
 	// updates them before it runs.
 	Limits  messages.Limits
@@ -83,6 +95,9 @@ type Options struct {
 	// CgroupRoot is the Docker host's cgroup file system as the runner sees it, for fast
 	// usage figures; default /sys/fs/cgroup. "-" turns it off: Docker's stats API only.
 	CgroupRoot string
+	// UIDs is the range of uids the programs run as, one per live container; default
+	// DefaultUIDs. No user of the Docker host may have one of them.
+	UIDs UIDRange
 }
 
 // Sandbox creates containers and runs jobs in them.
@@ -97,6 +112,7 @@ type Sandbox struct {
 	onStart  func(time.Duration)
 	// cgroupRoot is where the Docker host's cgroups are read from; empty: ask Docker.
 	cgroupRoot string
+	uids       UIDRange
 }
 
 // New returns a Sandbox. Call Watch before running jobs, so that OOM kills are seen.
@@ -113,7 +129,12 @@ func New(docker *client.Client, o Options) *Sandbox {
 	case "-":
 		root = ""
 	}
+	uids := o.UIDs
+	if uids.Count <= 0 {
+		uids = DefaultUIDs
+	}
 	return &Sandbox{
+		uids:       uids,
 		cgroupRoot: root,
 		docker:     docker,
 		runnerID:   o.RunnerID,
@@ -148,11 +169,13 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		labels[LabelJob] = jobID
 	}
 	// No docker-init: the launcher is the container's PID 1, which the kernel shields from
-	// the program's signals (a namespace's init gets none it has no handler for).
+	// the program's signals (a namespace's init gets none it has no handler for); it is
+	// also another uid than the program's.
 	init := false
 	cfg := &container.Config{
 		Image:           lang.Image,
-		User:            User,
+		User:            launcherUser,
+		Env:             []string{"HOME=" + WorkDir},
 		Cmd:             launcher,
 		OpenStdin:       true,
 		StdinOnce:       true,
@@ -168,11 +191,8 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 	hc := &container.HostConfig{
 		NetworkMode:    "none",
 		ReadonlyRootfs: true,
-		Tmpfs: map[string]string{
-			WorkDir: fmt.Sprintf("rw,exec,size=%d,uid=10001,gid=10001,mode=0700", workDirBytes),
-			"/tmp":  fmt.Sprintf("rw,exec,nosuid,size=%d,uid=10001,gid=10001,mode=0700", tmpDirBytes),
-		},
-		CapDrop:     []string{"ALL"},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         launcherCaps,
 		SecurityOpt: []string{"no-new-privileges"},
 		Init:        &init,
 		IpcMode:     "private",
@@ -184,15 +204,11 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		{Name: "fsize", Soft: workDirBytes, Hard: workDirBytes},
 		{Name: "core", Soft: 0, Hard: 0},
 	}
-	// The daemon finishes a create whose caller gave up, so the call is not cancelled with
-	// ctx: a container the caller never heard of would be left behind. It is removed here.
-	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
-	created, err := s.docker.ContainerCreate(createCtx, cfg, hc, &network.NetworkingConfig{}, nil, "")
-	cancel()
+	created, uid, err := s.createWithUID(ctx, cfg, hc)
 	if err != nil {
-		return nil, infra("create container", err)
+		return nil, err
 	}
-	c := &Container{ID: created.ID, Language: lang.Name, Limits: lim}
+	c := &Container{ID: created.ID, Language: lang.Name, Limits: lim, UID: uid}
 	if err := ctx.Err(); err != nil {
 		s.Remove(context.WithoutCancel(ctx), c)
 		return nil, infra("create container", err)
