@@ -102,10 +102,10 @@ func newLaunchScript(spec execSpec, uid int) (launchScript, error) {
 // exitReport is the launcher's exit line: how the program ended, and the cgroup's
 // counters before and after it. A counter the launcher could not read is -1.
 type exitReport struct {
-	code                 int
-	oomBefore, oomAfter  int64
-	cpuBefore, cpuAfter  int64 // ns
-	peakMemory           int64
+	code                int
+	oomBefore, oomAfter int64
+	cpuBefore, cpuAfter int64 // ns
+	peakMemory          int64
 }
 
 // oomKills is how many processes the kernel's OOM killer took while the program ran, or -1.

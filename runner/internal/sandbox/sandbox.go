@@ -193,11 +193,11 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
 		CapAdd:         launcherCaps,
-		SecurityOpt: []string{"no-new-privileges"},
-		Init:        &init,
-		IpcMode:     "private",
-		LogConfig:   container.LogConfig{Type: "none"},
-		Resources:   resources(lim),
+		SecurityOpt:    []string{"no-new-privileges"},
+		Init:           &init,
+		IpcMode:        "private",
+		LogConfig:      container.LogConfig{Type: "none"},
+		Resources:      resources(lim),
 	}
 	hc.Resources.Ulimits = []*container.Ulimit{
 		{Name: "nofile", Soft: nofile, Hard: nofile},
