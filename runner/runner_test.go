@@ -31,6 +31,7 @@ type env struct {
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
+	holds  *testenv.Holds
 }
 
 // start runs a runner serving langs against an embedded NATS with the streams provisioned.
@@ -42,6 +43,7 @@ func start(t *testing.T, langs ...string) *env {
 		testenv.RequireImage(t, docker, catalog, l)
 	}
 	_, nc, js := embeddedtest.NATS(t)
+	holds := testenv.ServeHolds(t, nc)
 
 	cfg := config.Defaults()
 	cfg.Languages = langs
@@ -54,7 +56,7 @@ func start(t *testing.T, langs ...string) *env {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	e := &env{nc: nc, js: js, runner: r, cancel: stop, done: make(chan error, 1)}
+	e := &env{nc: nc, js: js, runner: r, cancel: stop, done: make(chan error, 1), holds: holds}
 	go func() { e.done <- r.Run(runCtx) }()
 	t.Cleanup(func() { e.stop(t) })
 	return e

@@ -82,4 +82,7 @@ type ReserveReply struct {
 	V             int   `json:"v"`
 	PriceMicros   int64 `json:"priceMicros"`
 	BalanceMicros int64 `json:"balanceMicros"`
+	// HoldRemainingMs is how long, on the ledger's clock, until the hold may expire: a
+	// runner starts the job only if it can end before.
+	HoldRemainingMs int64 `json:"holdRemainingMs"`
 }

@@ -37,8 +37,11 @@ type Result struct {
 	Stderr        string `json:"stderr"`
 	CompileOutput string `json:"compileOutput,omitempty"`
 	ExitCode      *int   `json:"exitCode"`
-	Signal        string `json:"signal,omitempty"`
-	ErrorMessage  string `json:"errorMessage,omitempty"`
+	// Truncated says the output was cut at its limit (output_limit_exceeded, or a compile
+	// error whose output was too long): Stdout, Stderr or CompileOutput hold its head.
+	Truncated    bool   `json:"truncated,omitempty"`
+	Signal       string `json:"signal,omitempty"`
+	ErrorMessage string `json:"errorMessage,omitempty"`
 
 	WallTimeMs  int64 `json:"wallTimeMs"`
 	CPUTimeMs   int64 `json:"cpuTimeMs"`
@@ -70,4 +73,32 @@ func NewResult(job *Job) Result {
 		r.Files = job.Files
 	}
 	return r
+}
+
+// Sizes of a result once encoded. A result must fit a NATS message (8 MiB with headers) and
+// the results stream's MaxMsgSize, whatever bytes a program writes: JSON escapes a control
+// byte as 6 bytes and an invalid UTF-8 byte as 3, so the runner counts output by its
+// encoded size, not its raw length.
+const (
+	// MaxResultBytes bounds an encoded result.
+	MaxResultBytes = 7 << 20
+	// MaxOutputEncodedBytes bounds the program's stdout and stderr together, encoded.
+	MaxOutputEncodedBytes = 4 << 20
+	// MaxCompileOutputEncodedBytes bounds the compiler's output, encoded.
+	MaxCompileOutputEncodedBytes = 1 << 20
+)
+
+// EncodedCost is an upper bound of the bytes that JSON encoding (encoding/json, HTML
+// escaping on) makes of b in a string.
+func EncodedCost(b byte) int64 {
+	switch {
+	case b == '"' || b == '\\' || b == '\n' || b == '\r' || b == '\t' || b == '\b' || b == '\f':
+		return 2
+	case b < 0x20 || b == '<' || b == '>' || b == '&':
+		return 6 // \u00XX
+	case b >= 0x80:
+		return 3 // an invalid byte becomes U+FFFD; a valid sequence costs at most 2 per byte
+	default:
+		return 1
+	}
 }

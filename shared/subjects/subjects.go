@@ -60,6 +60,17 @@ func JobIDFromResult(subject string) string {
 // Notify is where a runner tells the edge that took the job that its result is ready.
 func Notify(edgeID, jobID string) string { return "exec.notify." + edgeID + "." + jobID }
 
+// IsNotify reports whether subject is a notify subject of the contract for jobID:
+// exec.notify.<token>.<jobID>. A runner publishes a job's result to no other.
+func IsNotify(subject, jobID string) bool {
+	rest, ok := strings.CutPrefix(subject, "exec.notify.")
+	if !ok {
+		return false
+	}
+	owner, id, ok := strings.Cut(rest, ".")
+	return ok && Token(owner) && id == jobID && Token(id)
+}
+
 // NotifyAll is what one edge subscribes to, once, for all of its waiting clients.
 func NotifyAll(edgeID string) string { return "exec.notify." + edgeID + ".>" }
 

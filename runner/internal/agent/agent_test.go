@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,11 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
+	"github.com/codeexec/codeexec/runner/internal/testenv"
 	"github.com/codeexec/codeexec/shared/embedded/embeddedtest"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
+	"github.com/codeexec/codeexec/shared/waitfor"
 )
 
 // fakeSandbox stands in for Docker on the error paths only; the real path is tested in
@@ -31,6 +35,10 @@ type fakeSandbox struct {
 
 func (f *fakeSandbox) Run(ctx context.Context, _ *sandbox.Container, job sandbox.Job) (sandbox.Outcome, error) {
 	f.calls.Add(1)
+	if f.run == nil {
+		zero := 0
+		return sandbox.Outcome{Status: messages.StatusSucceeded, ExitCode: &zero}, nil
+	}
 	return f.run(ctx, job)
 }
 func (f *fakeSandbox) Remove(context.Context, *sandbox.Container) {}
@@ -47,11 +55,13 @@ type fixture struct {
 	js     jetstream.JetStream
 	cancel context.CancelFunc
 	done   chan error
+	holds  *testenv.Holds
 }
 
 func startAgent(t *testing.T, sb Sandbox, cfg Config) *fixture {
 	t.Helper()
 	_, nc, js := embeddedtest.NATS(t)
+	holds := testenv.ServeHolds(t, nc)
 	catalog, err := languages.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +77,7 @@ func startAgent(t *testing.T, sb Sandbox, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fixture{agent: a, nc: nc, js: js, cancel: cancel, done: make(chan error, 1)}
+	f := &fixture{agent: a, nc: nc, js: js, cancel: cancel, done: make(chan error, 1), holds: holds}
 	go func() { f.done <- a.Run(ctx) }()
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { cancel(); <-f.done }) })
@@ -239,5 +249,67 @@ func TestOneJobPerFreeSlot(t *testing.T) {
 	}
 	if p := peak.Load(); p != 2 {
 		t.Errorf("peak concurrent jobs: got %d, want 2", p)
+	}
+}
+
+// No job runs without a live hold of its price: a job the ledger will not hold (no funds,
+// no such user, a hold closed already) and one whose hold would end before the job could
+// are never run; each gets an internal_error result (never charged) at once, and is not
+// retried.
+func TestJobWithoutALiveHoldIsNotRun(t *testing.T) {
+	sb := &fakeSandbox{}
+	f := startAgent(t, sb, Config{Slots: 1, NakDelay: 100 * time.Millisecond})
+	f.holds.Refuse("job-broke", rpc.Errorf(rpc.CodeInsufficientFunds, "balance 0 is below the price 10000"))
+	f.publish(t, "job-broke")
+	r := f.result(t, "job-broke", 20*time.Second)
+	if r.Status != messages.StatusInternalError || !strings.Contains(r.ErrorMessage, "balance 0") {
+		t.Errorf("refused hold: got %s %q, want internal_error saying why", r.Status, r.ErrorMessage)
+	}
+
+	f.holds.SetRemaining(30 * time.Second) // less than the job's limits and margin
+	f.publish(t, "job-stale")
+	r = f.result(t, "job-stale", 20*time.Second)
+	if r.Status != messages.StatusInternalError || !strings.Contains(r.ErrorMessage, "waited too long") {
+		t.Errorf("stale hold: got %s %q, want internal_error saying the job waited too long", r.Status, r.ErrorMessage)
+	}
+	if n := sb.calls.Load(); n != 0 {
+		t.Errorf("sandbox runs: got %d, want 0", n)
+	}
+	waitfor.Eventually(t, 10*time.Second, "refused jobs leave the queue", func() (bool, error) { return f.jobsLeft(t) == 0, nil })
+	for _, id := range []string{"job-broke", "job-stale"} {
+		if n := f.holds.Asked(id); n != 1 {
+			t.Errorf("%s: holds asked %d times, want 1 (a refusal is not retried)", id, n)
+		}
+	}
+}
+
+// A job names where its result is sent; a subject outside the contract's notify subjects
+// (another service's request subject, say) never gets it.
+func TestResultGoesOnlyToAContractNotifySubject(t *testing.T) {
+	f := startAgent(t, &fakeSandbox{}, Config{Slots: 1})
+	got := make(chan string, 4)
+	for _, subj := range []string{"ledger.credit", "exec.notify.>"} {
+		sub, err := f.nc.Subscribe(subj, func(m *nats.Msg) { got <- m.Subject })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	for id, notify := range map[string]string{"job-evil": "ledger.credit", "job-good": "exec.notify.edge1.job-good"} {
+		j := messages.Job{V: 1, JobID: id, UserID: "u1", Language: "python", Region: "local", Notify: notify,
+			Files: []messages.File{{Filename: "main.py", Code: "print(1)", IsEntryPoint: true}}}
+		data, _ := json.Marshal(j)
+		if _, err := f.js.Publish(context.Background(), subjects.Jobs("local", "python"), data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+		f.result(t, id, 20*time.Second)
+	}
+	if s := <-got; s != "exec.notify.edge1.job-good" {
+		t.Errorf("notified %s, want only exec.notify.edge1.job-good", s)
+	}
+	select {
+	case s := <-got:
+		t.Errorf("also notified %s", s)
+	default:
 	}
 }

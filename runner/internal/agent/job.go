@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,6 +14,7 @@ import (
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -25,7 +27,39 @@ const (
 	statusRequeued = "requeued" // infrastructure failure, handed back for a retry
 	statusRejected = "rejected" // poison: undecodable or invalid
 	statusDone     = "duplicate"
+	statusRefused  = "refused" // the ledger would not hold its price: never run
 )
+
+// holdFor asks the ledger to hold the job's price right before it runs. The request is
+// idempotent per job: the hold the publisher took is returned as it is, and a publisher
+// that took none gets one now, or a refusal (insufficient funds, no such user, a hold
+// closed already). The job runs only when the hold outlives it, so that it can never be
+// released by the ledger's expiry while the job can still end: refusal says why not. err
+// is a platform failure (the ledger did not answer): the job is retried, never run free.
+func (a *Agent) holdFor(ctx context.Context, lang *languages.Language, job *messages.Job) (refusal string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, holdTimeout)
+	defer cancel()
+	reply, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, a.nc, subjects.Reserve,
+		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: lang.Name})
+	var refused *rpc.Error
+	switch {
+	case errors.As(err, &refused) && refused.Code != rpc.CodeInternal:
+		return "the ledger refused the job: " + refused.Message, nil
+	case err != nil:
+		return "", fmt.Errorf("hold the job's price: %w", err)
+	}
+	lim := a.catalog.Effective(lang, job.Limits)
+	need := time.Duration(lim.CompileTimeMs+lim.RunTimeMs)*time.Millisecond + jobMargin
+	if left := time.Duration(reply.HoldRemainingMs) * time.Millisecond; left < need {
+		return fmt.Sprintf("the job waited too long: its reservation ends in %s, before the job could (%s)",
+			left.Round(time.Second), need.Round(time.Second)), nil
+	}
+	job.PriceMicros = reply.PriceMicros
+	return "", nil
+}
+
+// holdTimeout bounds the ledger's answer to a hold.
+const holdTimeout = 10 * time.Second
 
 // handle runs one job to its end: a result published and the message acked, or the
 // message handed back (infrastructure failure) or terminated (poison).
@@ -49,15 +83,15 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 	}
 	log = log.With("job_id", job.JobID)
 	if err := a.check(&job, lang); err != nil {
-		log.Error("invalid job, terminated", "err", err)
+		log.Error("invalid job, terminated", "err", excerpt(err.Error()))
 		a.metrics.Jobs.WithLabelValues(lang.Name, statusRejected).Inc()
 		if job.JobID != "" && subjects.Token(job.JobID) {
-			res := a.internalError(&job, int(md.NumDelivered), start, "invalid job: "+err.Error())
+			res := a.internalError(&job, int(md.NumDelivered), start, "invalid job: "+excerpt(err.Error()))
 			if err := a.publish(ctx, &job, res); err != nil {
 				log.Error("publish result of invalid job", "err", err)
 			}
 		}
-		_ = msg.TermWithReason("invalid job: " + err.Error())
+		_ = msg.TermWithReason("invalid job: " + excerpt(err.Error()))
 		return
 	}
 
@@ -80,11 +114,30 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 			return
 		}
 	}
+	// No job runs without a live hold of its price: the publisher's, or one taken now.
+	refusal, err := a.holdFor(ctx, lang, &job)
+	switch {
+	case err != nil:
+		log.Warn("hold the job's price", "err", err)
+		a.retry(ctx, msg, md, &job, start, err)
+		return
+	case refusal != "":
+		log.Info("job refused by the ledger, not run", "reason", refusal)
+		a.metrics.Jobs.WithLabelValues(lang.Name, statusRefused).Inc()
+		res := a.internalError(&job, int(md.NumDelivered), start, refusal)
+		if err := a.publish(ctx, &job, res); err != nil {
+			log.Warn("publish result of a refused job", "err", err)
+			a.retry(ctx, msg, md, &job, start, err)
+			return
+		}
+		_ = msg.TermWithReason("refused by the ledger")
+		return
+	}
 	a.markRunning(ctx, job.JobID, log)
 
 	res, err := a.execute(ctx, lang, msg, &job, int(md.NumDelivered))
 	if err != nil {
-		log.Warn("job failed on infrastructure", "err", err)
+		log.Warn("job failed on infrastructure", "err", excerpt(err.Error()))
 		a.retry(ctx, msg, md, &job, start, err)
 		return
 	}
@@ -96,6 +149,7 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 	}
 	a.metrics.Jobs.WithLabelValues(lang.Name, string(res.Status)).Inc()
 	a.metrics.JobDuration.WithLabelValues(lang.Name).Observe(time.Since(start).Seconds())
+	a.metrics.RunsPerJob.WithLabelValues(lang.Name).Observe(float64(md.NumDelivered))
 	a.ack(ctx, msg, log)
 	log.Info("job done", "status", res.Status, "wall_ms", res.WallTimeMs, "total_ms", time.Since(start).Milliseconds())
 }
@@ -175,6 +229,7 @@ func (a *Agent) execute(ctx context.Context, lang *languages.Language, msg jetst
 	res.Status = out.Status
 	res.Stdout, res.Stderr, res.CompileOutput = out.Stdout, out.Stderr, out.CompileOutput
 	res.ExitCode, res.Signal, res.ErrorMessage = out.ExitCode, out.Signal, out.ErrorMessage
+	res.Truncated = out.Truncated
 	res.WallTimeMs = out.WallTime.Milliseconds()
 	res.CPUTimeMs = out.CPUTime.Milliseconds()
 	res.MemoryBytes = out.MemoryBytes
@@ -215,7 +270,7 @@ func (a *Agent) retry(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgM
 	rec := messages.DeadLetter{
 		V: messages.Version, JobID: job.JobID, UserID: job.UserID, Language: job.Language, Region: job.Region,
 		Subject: msg.Subject(), StreamSeq: md.Sequence.Stream, Consumer: md.Consumer, Deliveries: md.NumDelivered,
-		Reason: messages.DeadLetterInfrastructure, Detail: cause.Error(), RunnerID: a.cfg.RunnerID, At: time.Now().UTC(),
+		Reason: messages.DeadLetterInfrastructure, Detail: excerpt(cause.Error()), RunnerID: a.cfg.RunnerID, At: time.Now().UTC(),
 	}
 	if err := a.recordDeadLetter(ctx, rec); err != nil {
 		log.Warn("record dead letter", "err", err)
@@ -223,11 +278,11 @@ func (a *Agent) retry(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgM
 	res := a.internalError(job, int(md.NumDelivered), start, "the platform failed to run the job")
 	if err := a.publish(ctx, job, res); err != nil {
 		// Leave it to AckWait: the dead-letter path picks it up after MaxDeliver.
-		log.Error("publish internal_error result on the last delivery", "err", err, "cause", cause)
+		log.Error("publish internal_error result on the last delivery", "err", err, "cause", excerpt(cause.Error()))
 		return
 	}
 	a.metrics.Jobs.WithLabelValues(job.Language, string(res.Status)).Inc()
-	log.Error("job failed on every delivery: internal_error", "cause", cause)
+	log.Error("job failed on every delivery: internal_error", "cause", excerpt(cause.Error()))
 	_ = msg.TermWithReason("infrastructure failure on the last delivery")
 }
 
@@ -247,9 +302,9 @@ func (a *Agent) internalError(job *messages.Job, attempt int, start time.Time, m
 // was dead-lettered, or run twice, never replaces the one the edge and the ledger saw.
 // The edge is then told the stored result, not this one.
 func (a *Agent) publish(ctx context.Context, job *messages.Job, res messages.Result) error {
-	data, err := json.Marshal(res)
+	data, err := encodeResult(&res)
 	if err != nil {
-		return fmt.Errorf("encode result: %w", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -267,12 +322,64 @@ func (a *Agent) publish(ctx context.Context, job *messages.Job, res messages.Res
 			"stored_status", stored.status, "dropped_status", res.Status)
 		data = stored.data
 	}
-	if job.Notify != "" {
+	switch {
+	case job.Notify == "":
+	case !subjects.IsNotify(job.Notify, job.JobID):
+		// A job names where its result goes; only the contract's notify subjects are
+		// written to, never another service's subject.
+		a.log.Warn("notify subject outside the contract; not notified", "job_id", job.JobID, "subject", excerpt(job.Notify))
+	default:
 		if err := a.nc.Publish(job.Notify, data); err != nil {
 			a.log.Warn("notify", "job_id", job.JobID, "subject", job.Notify, "err", err)
 		}
 	}
 	return nil
+}
+
+// encodeResult encodes res within messages.MaxResultBytes. The sandbox bounds the output
+// by its encoded size already; should the whole still be too large (the job's saved code
+// on top), the saved code goes first, then the output is cut further.
+func encodeResult(res *messages.Result) ([]byte, error) {
+	for {
+		data, err := json.Marshal(res)
+		if err != nil {
+			return nil, fmt.Errorf("encode result: %w", err)
+		}
+		over := len(data) - messages.MaxResultBytes
+		switch {
+		case over <= 0:
+			return data, nil
+		case len(res.Files) > 0:
+			res.Files = nil
+		case len(res.Stdout)+len(res.Stderr)+len(res.CompileOutput) > 0:
+			// Each kept byte costs at most 6 encoded: cut enough raw bytes for the excess.
+			cut := over/6 + 1
+			res.Stdout, cut = cutTail(res.Stdout, cut)
+			res.Stderr, cut = cutTail(res.Stderr, cut)
+			res.CompileOutput, _ = cutTail(res.CompileOutput, cut)
+			res.Truncated = true
+		default:
+			return nil, fmt.Errorf("encode result: %d bytes without any output, over %d", len(data), messages.MaxResultBytes)
+		}
+	}
+}
+
+// cutTail removes up to n bytes from the end of s; it returns what is left of n.
+func cutTail(s string, n int) (string, int) {
+	k := min(n, len(s))
+	return s[:len(s)-k], n - k
+}
+
+// excerptBytes bounds what of a program's output or a request's input reaches a log line,
+// a dead letter or an error.
+const excerptBytes = 256
+
+// excerpt is the head of s, at most excerptBytes.
+func excerpt(s string) string {
+	if len(s) <= excerptBytes {
+		return s
+	}
+	return strings.ToValidUTF8(s[:excerptBytes], "") + "…"
 }
 
 type storedResult struct {

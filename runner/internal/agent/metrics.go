@@ -13,6 +13,7 @@ type Metrics struct {
 	ContainerStart prometheus.Histogram     // container_start_seconds
 	PoolWarm       *prometheus.GaugeVec     // pool_warm{language}
 	SlotsFree      prometheus.Gauge         // slots_free
+	RunsPerJob     *prometheus.HistogramVec // runs_per_job{language}
 }
 
 // NewMetrics registers the runner's series on reg.
@@ -40,8 +41,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "codeexec", Subsystem: "runner", Name: "slots_free",
 			Help: "Job slots not running a job.",
 		}),
+		RunsPerJob: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "runs_per_job",
+			Help:    "Deliveries a job took until its result was stored here: above 1 only after a runner died holding it or the platform failed.",
+			Buckets: []float64{1, 2, 3, 4, 5},
+		}, []string{"language"}),
 	}
-	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.PoolWarm, m.SlotsFree} {
+	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.PoolWarm, m.SlotsFree, m.RunsPerJob} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -82,6 +83,30 @@ func TestOutputFloodIsCut(t *testing.T) {
 				t.Errorf("took %s: the flood was not stopped at once", took)
 			}
 		})
+	}
+}
+
+// Control bytes cost 6 bytes each once JSON-encoded: 8 MiB of them, at the largest output
+// limit a job may ask for, must still give a result that fits its message, with the head
+// of the output and the cut said.
+func TestBinaryOutputFloodFitsTheResult(t *testing.T) {
+	h := newHarness(t, "python")
+	code := "import sys\nfor _ in range(8): sys.stdout.buffer.write(b'\\x01' * (1 << 20))\n"
+	out := h.run(t, "python", code, "", messages.Limits{OutputBytes: 8 << 20})
+	wantStatus(t, out, messages.StatusOutputLimit)
+	if !out.Truncated {
+		t.Error("truncated: got false, want true")
+	}
+	enc, err := json.Marshal(struct{ Stdout, Stderr string }{out.Stdout, out.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enc) > messages.MaxOutputEncodedBytes+64 || len(out.Stdout) < 512<<10 {
+		t.Errorf("kept %d bytes of output, %d encoded; want the head, at most %d encoded",
+			len(out.Stdout), len(enc), messages.MaxOutputEncodedBytes)
+	}
+	if strings.Trim(out.Stdout, "\x01") != "" {
+		t.Error("the kept output is not the program's")
 	}
 }
 

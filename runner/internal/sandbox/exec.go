@@ -23,7 +23,9 @@ type execSpec struct {
 	unpack    *unpacker
 	stdin     io.Reader // what the process reads after the files; nil: nothing
 	timeout   time.Duration
-	outputCap int64
+	outputCap int64 // raw bytes of stdout and stderr together
+	// encodedCap bounds stdout and stderr together by their JSON-encoded size.
+	encodedCap int64
 }
 
 // argv is the command an exec runs: cmd, behind the unpacking when there is one.
@@ -74,7 +76,7 @@ type execResult struct {
 // end, to time out or to write too much. On a timeout or an output overflow it kills the
 // container: such a container is finished.
 func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
-	res := execResult{out: newCapture(spec.outputCap)}
+	res := execResult{out: newCapture(spec.outputCap, spec.encodedCap)}
 	stdin := spec.input()
 	created, err := s.docker.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
 		User:         fmt.Sprintf("%d:%d", c.UID, c.UID),

@@ -147,7 +147,7 @@ func parseExitReport(line []byte) (exitReport, error) {
 // launch sends spec to c's launcher and waits for the program's exit lines, for the
 // deadline or for too much output. c is finished afterwards.
 func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
-	res := execResult{out: newCapture(spec.outputCap)}
+	res := execResult{out: newCapture(spec.outputCap, spec.encodedCap)}
 	script, err := newLaunchScript(spec, c.UID)
 	if err != nil {
 		return res, err

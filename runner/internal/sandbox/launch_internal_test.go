@@ -13,7 +13,7 @@ func feed(t *testing.T, token, input string, capBytes int64) (out string, code i
 	t.Helper()
 	best := ""
 	for size := 1; size <= len(input); size++ {
-		c := newCapture(capBytes)
+		c := newCapture(capBytes, 1<<30)
 		exited := make(chan exitReport, 1)
 		w := &exitLineWriter{w: c.Stdout(), token: []byte(token), exited: exited}
 		var werr error

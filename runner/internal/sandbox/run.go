@@ -35,8 +35,10 @@ type Outcome struct {
 	ExitCode      *int
 	Signal        string
 	ErrorMessage  string
-	WallTime      time.Duration // of the run step
-	CPUTime       time.Duration // of the run step (the container's, without the compile)
+	// Truncated says the output (or the compiler's) was cut at its limit: its head is kept.
+	Truncated bool
+	WallTime  time.Duration // of the run step
+	CPUTime   time.Duration // of the run step (the container's, without the compile)
 	// MemoryBytes is the container's peak during the run step, or since its start where
 	// the cgroup's peak cannot be restarted after a compile.
 	MemoryBytes int64
@@ -74,7 +76,7 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	if len(job.Language.Compile) > 0 {
 		comp, err := s.exec(ctx, c, execSpec{
 			op: "compile", cmd: expand(job.Language.Compile, entry, nil), unpack: unpack,
-			timeout: ms(lim.CompileTimeMs), outputCap: lim.OutputBytes,
+			timeout: ms(lim.CompileTimeMs), outputCap: lim.OutputBytes, encodedCap: messages.MaxCompileOutputEncodedBytes,
 		})
 		if err != nil {
 			return out, err
@@ -92,6 +94,7 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 			return out, nil
 		case comp.end == endOutput:
 			out.Status = messages.StatusCompileError
+			out.Truncated = true
 			out.ErrorMessage = "compiler output exceeded the output limit"
 			return out, nil
 		case comp.exitCode != 0:
@@ -117,7 +120,7 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 
 	spec := execSpec{
 		op: "run", cmd: expand(job.Language.Run, entry, job.Args), unpack: unpack, stdin: strings.NewReader(job.Stdin),
-		timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes,
+		timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes, encodedCap: messages.MaxOutputEncodedBytes,
 	}
 	run, err := s.launch(ctx, c, spec)
 	if err != nil {
@@ -145,7 +148,9 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 		return out, nil
 	case endOutput:
 		out.Status = messages.StatusOutputLimit
-		out.ErrorMessage = fmt.Sprintf("the program wrote more than %d bytes", lim.OutputBytes)
+		out.Truncated = true
+		out.ErrorMessage = fmt.Sprintf("the program's output exceeded the limit of %d bytes (%d bytes once encoded)",
+			lim.OutputBytes, messages.MaxOutputEncodedBytes)
 		return out, nil
 	}
 	code := run.exitCode
