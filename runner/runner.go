@@ -77,7 +77,14 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 		return nil, fmt.Errorf("runner id %q: use letters, digits, - and _", id)
 	}
 	log = log.With("runner_id", id)
+	uids := sandbox.DefaultUIDs
+	if cfg.SandboxUIDs != "" {
+		if uids, err = sandbox.ParseUIDRange(cfg.SandboxUIDs); err != nil {
+			return nil, fmt.Errorf("CODEEXEC_SANDBOX_UIDS: %w", err)
+		}
+	}
 	sb := sandbox.New(docker, sandbox.Options{
+		UIDs:             uids,
 		RunnerID:         id,
 		Log:              log,
 		OnContainerStart: func(d time.Duration) { m.ContainerStart.Observe(d.Seconds()) },

@@ -35,10 +35,13 @@ type Config struct {
 	// RunnerID names a runner in heartbeats, results and the labels of its containers; a
 	// runner restarted with the same id removes what its earlier life left behind. Empty:
 	// derived from the host name (stable across restarts).
-	RunnerID      string        // CODEEXEC_RUNNER_ID
-	JobAckWait    time.Duration // CODEEXEC_JOB_ACK_WAIT: how long a job held by a silent runner waits before redelivery
-	Languages     []string      // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
-	DebugFerretDB bool          // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
+	RunnerID   string        // CODEEXEC_RUNNER_ID
+	JobAckWait time.Duration // CODEEXEC_JOB_ACK_WAIT: how long a job held by a silent runner waits before redelivery
+	// SandboxUIDs is the range "first-last" of host uids the runner's programs run as, one
+	// per live container; empty: the sandbox's default. No host user may have one of them.
+	SandboxUIDs   string   // CODEEXEC_SANDBOX_UIDS
+	Languages     []string // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
+	DebugFerretDB bool     // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
 
 	// Request limits, shared by every edge through JetStream key-value buckets.
 	RatePerSec float64 // CODEEXEC_RATE_PER_SEC: requests per second per credential (token refill)
@@ -135,6 +138,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	str("CODEEXEC_LANGUAGES_FILE", &c.LanguagesFile)
 	str("CODEEXEC_NATS_LISTEN", &c.NATSListen)
 	str("CODEEXEC_RUNNER_ID", &c.RunnerID)
+	str("CODEEXEC_SANDBOX_UIDS", &c.SandboxUIDs)
 	num("CODEEXEC_FREE_CREDIT_MICROS", &c.FreeCreditMicros)
 	num("CODEEXEC_PRICE_MICROS", &c.PriceMicros)
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)

@@ -96,3 +96,16 @@ func TestLaunchScriptQuotesEveryWord(t *testing.T) {
 		t.Error("two scripts share an exit token")
 	}
 }
+
+func TestParseUIDRange(t *testing.T) {
+	for in, want := range map[string]UIDRange{"2000000-2999999": {2000000, 1000000}, "5000-5000": {5000, 1}} {
+		if got, err := ParseUIDRange(in); err != nil || got != want {
+			t.Errorf("%q: got %+v %v, want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "10", "5000-4999", "0-100", "999-2000", "1000-4294967295", "a-b"} {
+		if _, err := ParseUIDRange(in); err == nil {
+			t.Errorf("%q: accepted", in)
+		}
+	}
+}
