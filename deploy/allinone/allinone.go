@@ -109,7 +109,11 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 		if err != nil {
 			return inst, err
 		}
-		svc, err := ledger.New(ledger.ConfigFrom(cfg), nc, db, reg, log.With("service", "ledger"))
+		lcfg, err := ledger.LoadConfig(cfg, os.LookupEnv) // the ledger's own CODEEXEC_LEDGER_* too
+		if err != nil {
+			return inst, err
+		}
+		svc, err := ledger.New(lcfg, nc, db, reg, log.With("service", "ledger"))
 		if err != nil {
 			return inst, err
 		}

@@ -24,9 +24,11 @@ type resultView struct {
 	MemoryBytes   int64   `json:"memoryBytes"`
 	CPUUsage      string  `json:"cpuUsage"`
 	CompileOutput *string `json:"compileOutput,omitempty"`
-	PriceMicros   int64   `json:"priceMicros"`
-	Region        string  `json:"region,omitempty"`
-	RunnerID      string  `json:"runnerId,omitempty"`
+	// Truncated: the output was cut at its limit; what is shown is its head.
+	Truncated   bool   `json:"truncated,omitempty"`
+	PriceMicros int64  `json:"priceMicros"`
+	Region      string `json:"region,omitempty"`
+	RunnerID    string `json:"runnerId,omitempty"`
 }
 
 func present(r messages.Result) resultView {
@@ -38,6 +40,7 @@ func present(r messages.Result) resultView {
 		Stdout:        r.Stdout,
 		Stderr:        r.Stderr,
 		ExitCode:      r.ExitCode,
+		Truncated:     r.Truncated,
 		Signal:        r.Signal,
 		ExecutionTime: float64(r.WallTimeMs) / 1000,
 		WallTimeMs:    r.WallTimeMs,
