@@ -196,7 +196,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// Handlers outlive ctx a little: requests already delivered get an answer.
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
-	srv := api.NewServer(s.nc, api.New(s.wallet, s.records, s.cfg.prices(), s.m), s.m, s.log)
+	srv := api.NewServer(s.nc, api.New(s.wallet, s.records, s.cfg.prices(), s.cfg.HoldTTL, s.cfg.Now, s.m), s.m, s.log)
 	if err := srv.Start(handlerCtx); err != nil {
 		return err
 	}

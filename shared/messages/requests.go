@@ -68,8 +68,9 @@ type WalletReply struct {
 	PriceMicros   int64 `json:"priceMicros"`
 }
 
-// ReserveRequest asks the ledger (subjects.Reserve) to hold the price of one job before it
-// is queued. Idempotent per JobID.
+// ReserveRequest asks the ledger (subjects.Reserve) to hold the price of one job: the
+// publisher before it queues the job, and the runner again right before it runs it.
+// Idempotent per JobID: an open hold of the job is returned as it is (no second hold).
 type ReserveRequest struct {
 	V        int    `json:"v"`
 	UserID   string `json:"userId"`
@@ -77,12 +78,16 @@ type ReserveRequest struct {
 	Language string `json:"language"`
 }
 
-// ReserveReply confirms a hold. A refused hold is an rpc error with code insufficient_funds.
+// ReserveReply confirms the job's open hold. Refusals are rpc errors with the codes
+// insufficient_funds, not_found (the user has no wallet), hold_closed (the job's hold was
+// charged, released or expired: do not run it), conflict (the job is another user's)
+// and invalid_input.
 type ReserveReply struct {
 	V             int   `json:"v"`
 	PriceMicros   int64 `json:"priceMicros"`
 	BalanceMicros int64 `json:"balanceMicros"`
-	// HoldRemainingMs is how long, on the ledger's clock, until the hold may expire: a
-	// runner starts the job only if it can end before.
+	// HoldRemainingMs is how long, on the ledger's clock, until the expiry sweeper may
+	// release the hold: the hold TTL minus the hold's age, at least 0. A job whose hold
+	// is released before its result comes is not charged, so a runner starts a job only if it can end before.
 	HoldRemainingMs int64 `json:"holdRemainingMs"`
 }

@@ -19,8 +19,11 @@ const (
 	CodeConflict          = "conflict"
 	CodeNotFound          = "not_found"
 	CodeInsufficientFunds = "insufficient_funds"
-	CodeUnauthorized      = "unauthorized"
-	CodeInternal          = "internal_error"
+	// CodeHoldClosed: ledger.reserve for a job whose hold was charged, released or
+	// expired (or that was charged without one). The job must not run.
+	CodeHoldClosed   = "hold_closed"
+	CodeUnauthorized = "unauthorized"
+	CodeInternal     = "internal_error"
 )
 
 // Error is a service's refusal, with a code a caller can decide on.

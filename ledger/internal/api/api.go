@@ -26,22 +26,31 @@ type Handlers struct {
 	wallet  *wallet.Store
 	records *records.Store
 	prices  pricing.Table
+	holdTTL time.Duration
+	now     func() time.Time
 	m       *telemetry.Metrics
 }
 
-// New returns the handlers.
-func New(w *wallet.Store, r *records.Store, prices pricing.Table, m *telemetry.Metrics) *Handlers {
-	return &Handlers{wallet: w, records: r, prices: prices, m: m}
+// New returns the handlers. holdTTL is the sweeper's: a reserve answers how long its hold
+// has left, on the clock now (the one the sweeper reads).
+func New(w *wallet.Store, r *records.Store, prices pricing.Table, holdTTL time.Duration, now func() time.Time, m *telemetry.Metrics) *Handlers {
+	if now == nil {
+		now = time.Now
+	}
+	return &Handlers{wallet: w, records: r, prices: prices, holdTTL: holdTTL, now: now, m: m}
 }
 
-// Reserve holds the price of one job. Refusals: insufficient_funds (nothing written),
-// conflict (the job id is held by another user, or already settled), invalid_input.
+// Reserve holds the price of one job, or returns the job's open hold as it is (the
+// publisher's reserve and the runner's pre-run check are one call). Refusals, all writing
+// nothing: insufficient_funds, not_found (the user has no wallet), hold_closed (the job's
+// hold was charged, released or expired: it never gets a second one), conflict (the job
+// is another user's), invalid_input.
 func (h *Handlers) Reserve(ctx context.Context, req messages.ReserveRequest) (messages.ReserveReply, error) {
 	if err := checkVersion(req.V); err != nil {
 		return messages.ReserveReply{}, err
 	}
 	price := h.prices.For(req.Language)
-	hold, bal, _, err := h.wallet.Hold(ctx, req.UserID, req.JobID, price)
+	r, err := h.wallet.Hold(ctx, req.UserID, req.JobID, price)
 	if err != nil {
 		if errors.Is(err, wallet.ErrInsufficientFunds) {
 			h.m.Reservations.WithLabelValues("refused").Inc()
@@ -50,8 +59,14 @@ func (h *Handlers) Reserve(ctx context.Context, req messages.ReserveRequest) (me
 		}
 		return messages.ReserveReply{}, mapErr(err)
 	}
-	h.m.Reservations.WithLabelValues("ok").Inc()
-	return messages.ReserveReply{V: messages.Version, PriceMicros: hold.HeldMicros, BalanceMicros: bal.AvailableMicros}, nil
+	outcome := "ok"
+	if !r.Created {
+		outcome = "existing"
+	}
+	h.m.Reservations.WithLabelValues(outcome).Inc()
+	remaining := max(h.holdTTL-h.now().Sub(r.HeldSince), 0)
+	return messages.ReserveReply{V: messages.Version, PriceMicros: r.Hold.HeldMicros,
+		BalanceMicros: r.Balance.AvailableMicros, HoldRemainingMs: remaining.Milliseconds()}, nil
 }
 
 // Wallet answers a user's balance, opening the wallet on first sight.
@@ -143,7 +158,11 @@ func mapErr(err error) error {
 	switch {
 	case errors.Is(err, wallet.ErrInvalid):
 		return rpc.Errorf(rpc.CodeInvalidInput, "%s", err.Error())
-	case errors.Is(err, wallet.ErrConflict), errors.Is(err, wallet.ErrSettled):
+	case errors.Is(err, wallet.ErrNoWallet):
+		return rpc.Errorf(rpc.CodeNotFound, "%s", err.Error())
+	case errors.Is(err, wallet.ErrSettled):
+		return rpc.Errorf(rpc.CodeHoldClosed, "%s", err.Error())
+	case errors.Is(err, wallet.ErrConflict):
 		return rpc.Errorf(rpc.CodeConflict, "%s", err.Error())
 	}
 	return err

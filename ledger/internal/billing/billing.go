@@ -177,7 +177,8 @@ func (c *Consumer) reject(msg jetstream.Msg, log *slog.Logger, reason string, er
 
 // Apply settles res and records it, each exactly once, whatever the number of calls: a
 // chargeable status charges the job's hold (or, with no hold, the result's price or the
-// configured one, straight from available); internal_error (or no status) releases it.
+// configured one, from available but never below zero: the shortfall is counted as
+// unpaid); internal_error (or no status) releases it.
 func (c *Consumer) Apply(ctx context.Context, res messages.Result) error {
 	charge := res.Status.Chargeable()
 	reason := wallet.ReasonResult
@@ -195,6 +196,14 @@ func (c *Consumer) Apply(ctx context.Context, res messages.Result) error {
 	recorded, err := c.records.Insert(ctx, records.FromResult(res, st.ChargedMicros, c.cfg.Region, c.cfg.Now()))
 	if err != nil {
 		return err
+	}
+	// Each shortfall is counted once: with the close entry that records it, or, for an
+	// account that has no wallet (nothing written), with the job's record.
+	if st.UnpaidMicros > 0 && (st.Created || st.NoWallet && recorded) {
+		c.m.Unpaid.Add(float64(st.UnpaidMicros))
+		c.log.Warn("job ran without a hold and its wallet could not pay it",
+			"job_id", res.JobID, "user_id", res.UserID, "charged_micros", st.ChargedMicros,
+			"unpaid_micros", st.UnpaidMicros, "no_wallet", st.NoWallet)
 	}
 	if st.Created {
 		switch st.Entry.Kind {

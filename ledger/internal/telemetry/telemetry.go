@@ -17,7 +17,8 @@ type Metrics struct {
 	Revenue prometheus.Counter
 	// Releases counts holds released, by reason (internal_error, expired).
 	Releases *prometheus.CounterVec
-	// Reservations counts reserve requests by outcome (ok, refused).
+	// Reservations counts reserve requests that held or were refused for funds, by
+	// outcome (ok: a new hold, existing: the job's open hold returned, refused).
 	Reservations *prometheus.CounterVec
 	// HoldsOutstanding is the number of open holds, as of the last sweep.
 	HoldsOutstanding prometheus.Gauge
@@ -25,6 +26,9 @@ type Metrics struct {
 	HoldsExpired prometheus.Counter
 	// Results counts result messages by outcome (applied, duplicate, retry, rejected).
 	Results *prometheus.CounterVec
+	// Unpaid sums the micro-dollars of jobs charged without a hold that the wallet could
+	// not cover (balances never go below zero).
+	Unpaid prometheus.Counter
 	// AppendConflicts counts appends that lost a race for a sequence number.
 	AppendConflicts prometheus.Counter
 	// RPCDuration is the latency of the ledger's request-reply handlers.
@@ -43,13 +47,15 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		Releases: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "releases_total", Help: "Holds released, by reason."}, []string{"reason"}),
 		Reservations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "reservations_total", Help: "Reserve requests, by outcome (ok, refused)."}, []string{"outcome"}),
+			Name: "reservations_total", Help: "Reserve requests, by outcome (ok, existing, refused)."}, []string{"outcome"}),
 		HoldsOutstanding: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "holds_outstanding", Help: "Open holds as of the last sweep."}),
 		HoldsExpired: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "holds_expired_total", Help: "Holds released by the sweeper after their TTL."}),
 		Results: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "results_total", Help: "Result messages handled, by outcome (applied, duplicate, retry, rejected)."}, []string{"outcome"}),
+		Unpaid: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "unpaid_micros_total", Help: "Micro-dollars of jobs run without a hold that the wallet could not cover."}),
 		AppendConflicts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "append_conflicts_total", Help: "Appends that lost the race for an account's next sequence number."}),
 		RPCDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
@@ -64,6 +70,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	m.HoldsOutstanding = register(reg, m.HoldsOutstanding, &err)
 	m.HoldsExpired = register(reg, m.HoldsExpired, &err)
 	m.Results = register(reg, m.Results, &err)
+	m.Unpaid = register(reg, m.Unpaid, &err)
 	m.AppendConflicts = register(reg, m.AppendConflicts, &err)
 	m.RPCDuration = register(reg, m.RPCDuration, &err)
 	return m, err

@@ -11,7 +11,9 @@ package wallet
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind is what an entry does to a wallet.
@@ -41,12 +43,16 @@ type Entry struct {
 	// HeldMicros is the signed change of the held balance.
 	HeldMicros int64 `bson:"heldMicros" json:"heldMicros"`
 	// AvailableMicros and HeldTotalMicros are the running totals after this entry.
-	AvailableMicros int64     `bson:"availableMicros" json:"availableMicros"`
-	HeldTotalMicros int64     `bson:"heldTotalMicros" json:"heldTotalMicros"`
-	Ref             string    `bson:"ref" json:"ref"`
-	JobID           string    `bson:"jobId,omitempty" json:"jobId,omitempty"`
-	Reason          string    `bson:"reason,omitempty" json:"reason,omitempty"`
-	CreatedAt       time.Time `bson:"createdAt" json:"createdAt"`
+	AvailableMicros int64 `bson:"availableMicros" json:"availableMicros"`
+	HeldTotalMicros int64 `bson:"heldTotalMicros" json:"heldTotalMicros"`
+	// UnpaidMicros, on a charge of a job that was never reserved, is the part of the
+	// price the available balance could not cover: it was not taken (balances never go
+	// below zero).
+	UnpaidMicros int64     `bson:"unpaidMicros,omitempty" json:"unpaidMicros,omitempty"`
+	Ref          string    `bson:"ref" json:"ref"`
+	JobID        string    `bson:"jobId,omitempty" json:"jobId,omitempty"`
+	Reason       string    `bson:"reason,omitempty" json:"reason,omitempty"`
+	CreatedAt    time.Time `bson:"createdAt" json:"createdAt"`
 }
 
 // Reasons recorded on entries.
@@ -86,15 +92,47 @@ func (e Entry) ChargedMicros() int64 {
 var (
 	// ErrInsufficientFunds: the available balance does not cover the price. Nothing was written.
 	ErrInsufficientFunds = errors.New("insufficient funds")
-	// ErrSettled: a hold was asked for a job that is already charged or released.
-	ErrSettled = errors.New("job already settled")
+	// ErrSettled: a hold was asked for a job whose hold is closed (charged, released or
+	// expired), or that was charged without one. Nothing was written.
+	ErrSettled = errors.New("the job's hold is closed")
+	// ErrNoWallet: the account was never opened (Open, at registration). Nothing was written.
+	ErrNoWallet = errors.New("no wallet for this user")
 	// ErrConflict: the ref is taken by a different operation (another account or amount).
 	ErrConflict = errors.New("reference already used for a different operation")
 	// ErrContention: the chain kept moving under us; the caller may retry later.
 	ErrContention = errors.New("account busy: too many concurrent writers")
 	// ErrInvalid: the arguments cannot make an entry.
 	ErrInvalid = errors.New("invalid wallet operation")
+	// ErrOverflow: the entry's running totals would not fit in an int64. It is an ErrInvalid.
+	ErrOverflow = fmt.Errorf("%w: the balance would overflow", ErrInvalid)
 )
+
+// MaxCreditMicros bounds one credit: $1,000,000.
+const MaxCreditMicros int64 = 1_000_000_000_000
+
+// addMicros is a + b, or ErrOverflow when that does not fit in an int64.
+func addMicros(a, b int64) (int64, error) {
+	sum := a + b
+	if (b > 0 && sum < a) || (b < 0 && sum > a) {
+		return 0, ErrOverflow
+	}
+	return sum, nil
+}
+
+// maxQuoted bounds what an error message repeats of a caller's input.
+const maxQuoted = 64
+
+// quote is s for an error message: at most maxQuoted bytes (cut on a rune boundary), quoted.
+func quote(s string) string {
+	if len(s) > maxQuoted {
+		cut := maxQuoted
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return strconv.Quote(s)
+}
 
 // MaxIDBytes bounds account ids, job ids and references.
 const MaxIDBytes = 128

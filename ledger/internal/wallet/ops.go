@@ -44,36 +44,62 @@ func (s *Store) Open(ctx context.Context, account string) (Balance, error) {
 	return balanceOf(h), err
 }
 
+// Reservation is a job's open hold.
+type Reservation struct {
+	// Hold is the job's hold entry.
+	Hold Entry
+	// Balance is the account's balance after the hold (or now, for an existing hold).
+	Balance Balance
+	// Created is false when the hold existed before this call.
+	Created bool
+	// HeldSince is when the hold's expiry clock started (its open_holds marker): the
+	// sweeper may release it once HeldSince is older than the hold TTL.
+	HeldSince time.Time
+}
+
 // Hold reserves priceMicros of account's available balance for jobID. The same jobID
-// holds once: a repeated call returns the first hold with created false. A hold that does
-// not fit refuses with ErrInsufficientFunds and writes nothing; a job already charged or
-// released refuses with ErrSettled.
-func (s *Store) Hold(ctx context.Context, account, jobID string, priceMicros int64) (hold Entry, bal Balance, created bool, err error) {
+// holds once: a repeated call, while the hold is open, returns it with Created false
+// (whatever priceMicros is now). Refusals, all writing nothing: ErrNoWallet (the account
+// was never opened), ErrInsufficientFunds (the price does not fit), ErrConflict (the job is
+// another account's), ErrSettled (the job's hold is closed, or the job was charged
+// without one: a job never gets a second hold).
+func (s *Store) Hold(ctx context.Context, account, jobID string, priceMicros int64) (Reservation, error) {
 	if err := errors.Join(checkID("account", account), checkID("job id", jobID)); err != nil {
-		return Entry{}, Balance{}, false, err
+		return Reservation{}, err
 	}
 	if priceMicros < 0 {
-		return Entry{}, Balance{}, false, fmt.Errorf("%w: negative price", ErrInvalid)
+		return Reservation{}, fmt.Errorf("%w: negative price", ErrInvalid)
 	}
 	unlock, err := s.locks.lock(ctx, account)
 	if err != nil {
-		return Entry{}, Balance{}, false, err
+		return Reservation{}, err
 	}
 	defer unlock()
 
 	if e, ok, err := s.lookupRef(ctx, HoldRef(jobID)); err != nil || ok {
-		return s.existingHold(ctx, account, e, err)
-	}
-	if _, ok, err := s.lookupRef(ctx, CloseRef(jobID)); err != nil || ok {
 		if err != nil {
-			return Entry{}, Balance{}, false, err
+			return Reservation{}, err
 		}
-		return Entry{}, Balance{}, false, ErrSettled
+		return s.existingHold(ctx, account, e)
+	}
+	if e, ok, err := s.lookupRef(ctx, CloseRef(jobID)); err != nil || ok {
+		if err != nil {
+			return Reservation{}, err
+		}
+		return Reservation{}, closedFor(account, e)
+	}
+	head, err := s.head(ctx, account)
+	if err != nil {
+		return Reservation{}, err
+	}
+	if head.Seq == 0 {
+		return Reservation{}, ErrNoWallet
 	}
 	// The marker goes first, so that an open hold always has one for the sweeper to find.
-	fresh, err := s.putHoldMarker(ctx, account, jobID, priceMicros)
+	since := s.now()
+	fresh, err := s.putHoldMarker(ctx, account, jobID, priceMicros, since)
 	if err != nil {
-		return Entry{}, Balance{}, false, err
+		return Reservation{}, err
 	}
 	e, created, err := s.appendChecked(ctx, account, HoldRef(jobID), func(head Entry) (draft, error) {
 		if head.AvailableMicros < priceMicros {
@@ -81,39 +107,109 @@ func (s *Store) Hold(ctx context.Context, account, jobID string, priceMicros int
 		}
 		return draft{Kind: KindHold, AmountMicros: -priceMicros, HeldMicros: priceMicros, JobID: jobID}, nil
 	})
-	if errors.Is(err, ErrInsufficientFunds) {
+	if errors.Is(err, ErrInsufficientFunds) || errors.Is(err, ErrNoWallet) {
 		if !fresh {
 			// A marker was there before us: the hold may exist without its refs copy.
 			if e, ok, lerr := s.lookupRefSlow(ctx, HoldRef(jobID)); lerr != nil || ok {
-				return s.existingHold(ctx, account, e, lerr)
+				if lerr != nil {
+					return Reservation{}, lerr
+				}
+				return s.existingHold(ctx, account, e)
 			}
 		}
 		if fresh {
 			s.deleteHoldMarker(ctx, jobID)
 		}
-		return Entry{}, Balance{}, false, err
+		return Reservation{}, err
 	}
 	if err != nil {
-		return Entry{}, Balance{}, false, err
+		return Reservation{}, err
 	}
 	if !created {
-		return s.existingHold(ctx, account, e, nil)
+		// The hold was there without its refs copy. A marker we just wrote says nothing
+		// about it: an open hold has its own, so ours goes, and the hold may be closed.
+		if fresh {
+			s.deleteHoldMarker(ctx, jobID)
+		}
+		return s.existingHold(ctx, account, e)
 	}
-	return e, balanceOf(e), true, nil
+	if !fresh {
+		// The marker someone else wrote first is the one the sweeper reads.
+		since = s.markerSince(ctx, jobID, since)
+	}
+	return Reservation{Hold: e, Balance: balanceOf(e), Created: true, HeldSince: since}, nil
 }
 
-func (s *Store) existingHold(ctx context.Context, account string, e Entry, err error) (Entry, Balance, bool, error) {
-	if err != nil {
-		return Entry{}, Balance{}, false, err
+// markerSince is when jobID's hold marker was written, or fallback when it cannot be read.
+func (s *Store) markerSince(ctx context.Context, jobID string, fallback time.Time) time.Time {
+	var m holdMarker
+	if err := s.holds.FindOne(ctx, bson.D{{Key: "_id", Value: jobID}}).Decode(&m); err != nil {
+		return fallback
 	}
+	return m.CreatedAt
+}
+
+// existingHold answers a Hold that met the job's hold entry e: the hold if it is
+// account's and still open.
+func (s *Store) existingHold(ctx context.Context, account string, e Entry) (Reservation, error) {
 	if e.Account != account {
-		return Entry{}, Balance{}, false, fmt.Errorf("%w: job %s is held on another account", ErrConflict, e.JobID)
+		return Reservation{}, fmt.Errorf("%w: job %s is held by another account", ErrConflict, quote(e.JobID))
+	}
+	closeEntry, closed, since, err := s.holdState(ctx, e)
+	if err != nil {
+		return Reservation{}, err
+	}
+	if closed {
+		return Reservation{}, closedFor(account, closeEntry)
 	}
 	h, err := s.freshHead(ctx, account)
 	if err != nil {
-		return Entry{}, Balance{}, false, err
+		return Reservation{}, err
 	}
-	return e, balanceOf(h), false, nil
+	return Reservation{Hold: e, Balance: balanceOf(h), HeldSince: since}, nil
+}
+
+// holdState tells whether hold has a close entry, and when its expiry clock started.
+// The close's refs copy answers first; when it misses, a hold marker means the hold is
+// open (the marker is deleted only after the close entry and its copy are written), and
+// only with no marker are the entries themselves searched.
+func (s *Store) holdState(ctx context.Context, hold Entry) (closeEntry Entry, closed bool, since time.Time, err error) {
+	if e, ok, err := s.lookupRef(ctx, CloseRef(hold.JobID)); err != nil || ok {
+		return e, ok, time.Time{}, err
+	}
+	var m holdMarker
+	err = s.holds.FindOne(ctx, bson.D{{Key: "_id", Value: hold.JobID}}).Decode(&m)
+	switch {
+	case err == nil:
+		return Entry{}, false, m.CreatedAt, nil
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return Entry{}, false, time.Time{}, fmt.Errorf("read hold marker %s: %w", hold.JobID, err)
+	}
+	e, ok, err := s.lookupRefSlow(ctx, CloseRef(hold.JobID))
+	if err != nil || ok {
+		return e, ok, time.Time{}, err
+	}
+	// Open with no marker: the sweeper cannot see it. Count from the hold itself.
+	s.opts.Log.Warn("open hold without its marker", "job_id", hold.JobID, "account", hold.Account)
+	return Entry{}, false, hold.CreatedAt, nil
+}
+
+// closedFor is the refusal of a hold on a job that is closed by the entry e.
+func closedFor(account string, e Entry) error {
+	if e.Account != account {
+		return fmt.Errorf("%w: job %s belongs to another account", ErrConflict, quote(e.JobID))
+	}
+	return fmt.Errorf("%w: job %s was %s", ErrSettled, quote(e.JobID), closedHow(e))
+}
+
+func closedHow(e Entry) string {
+	switch {
+	case e.Kind == KindCharge:
+		return "charged"
+	case e.Reason == ReasonExpired:
+		return "released after its hold expired"
+	}
+	return "released"
 }
 
 // Settlement is how a job's money ended.
@@ -125,13 +221,22 @@ type Settlement struct {
 	Created bool
 	// ChargedMicros is what the account paid for the job.
 	ChargedMicros int64
+	// UnpaidMicros is the part of the price of a job charged without a hold that the
+	// available balance could not cover (and that was not taken).
+	UnpaidMicros int64
+	// NoWallet: the job had no hold and its account was never opened, so nothing could
+	// be written; the whole price is unpaid.
+	NoWallet bool
 }
 
 // Close settles a job exactly once: charge true takes the hold's amount out of held (the
 // price the job was reserved at), charge false releases it back to available. A job with
 // no hold (an internal publisher that did not reserve) is charged directPriceMicros from
-// account's available balance, which only then may go below zero; released, it writes
-// nothing. Whatever the order and number of calls, a job gets one close entry.
+// account's available balance, but never below zero: what the balance cannot cover is
+// recorded on the charge as unpaid and not taken. Released, a job with no hold writes
+// nothing, and so does a charge for an account that was never opened (NoWallet). Whatever
+// the order and number of calls, a job gets one close entry.
+
 func (s *Store) Close(ctx context.Context, jobID, account string, charge bool, directPriceMicros int64, reason string) (Settlement, error) {
 	if err := checkID("job id", jobID); err != nil {
 		return Settlement{}, err
@@ -164,16 +269,21 @@ func (s *Store) Close(ctx context.Context, jobID, account string, charge bool, d
 		return Settlement{}, err
 	}
 	defer unlock()
-	e, created, err := s.appendTo(ctx, account, CloseRef(jobID), func(Entry) (draft, error) {
+	e, created, err := s.appendTo(ctx, account, CloseRef(jobID), func(head Entry) (draft, error) {
 		switch {
 		case !held:
-			return draft{Kind: KindCharge, AmountMicros: -directPriceMicros, JobID: jobID, Reason: ReasonDirect}, nil
+			paid := min(directPriceMicros, max(head.AvailableMicros, 0))
+			return draft{Kind: KindCharge, AmountMicros: -paid, UnpaidMicros: directPriceMicros - paid,
+				JobID: jobID, Reason: ReasonDirect}, nil
 		case charge:
 			return draft{Kind: KindCharge, HeldMicros: -hold.HeldMicros, JobID: jobID, Reason: reason}, nil
 		default:
 			return draft{Kind: KindRelease, AmountMicros: hold.HeldMicros, HeldMicros: -hold.HeldMicros, JobID: jobID, Reason: reason}, nil
 		}
 	})
+	if errors.Is(err, ErrNoWallet) && !held {
+		return Settlement{UnpaidMicros: directPriceMicros, NoWallet: true}, nil
+	}
 	if err != nil {
 		return Settlement{}, err
 	}
@@ -184,7 +294,7 @@ func (s *Store) Close(ctx context.Context, jobID, account string, charge bool, d
 }
 
 func settled(e Entry, created bool) Settlement {
-	return Settlement{Entry: e, Created: created, ChargedMicros: e.ChargedMicros()}
+	return Settlement{Entry: e, Created: created, ChargedMicros: e.ChargedMicros(), UnpaidMicros: e.UnpaidMicros}
 }
 
 // findHold returns the hold of jobID. It asks the refs copy first; when that misses, an
@@ -203,13 +313,15 @@ func (s *Store) findHold(ctx context.Context, jobID string) (Entry, bool, error)
 	return s.lookupRefSlow(ctx, HoldRef(jobID))
 }
 
-// Credit adds amountMicros to account once per reference.
+// Credit adds amountMicros (1..MaxCreditMicros) to account once per reference. Refusals,
+// writing nothing: ErrInvalid (the amount, or ErrOverflow: the balance would not fit an
+// int64), ErrNoWallet, ErrConflict (the reference credited another account or amount).
 func (s *Store) Credit(ctx context.Context, account string, amountMicros int64, reference string) (Entry, Balance, bool, error) {
 	if err := errors.Join(checkID("account", account), checkID("reference", reference)); err != nil {
 		return Entry{}, Balance{}, false, err
 	}
-	if amountMicros <= 0 {
-		return Entry{}, Balance{}, false, fmt.Errorf("%w: a credit must be positive", ErrInvalid)
+	if amountMicros < 1 || amountMicros > MaxCreditMicros {
+		return Entry{}, Balance{}, false, fmt.Errorf("%w: a credit must be 1 to %d micro-dollars", ErrInvalid, MaxCreditMicros)
 	}
 	unlock, err := s.locks.lock(ctx, account)
 	if err != nil {
@@ -223,7 +335,7 @@ func (s *Store) Credit(ctx context.Context, account string, amountMicros int64, 
 		return Entry{}, Balance{}, false, err
 	}
 	if !created && (e.Account != account || e.AmountMicros != amountMicros) {
-		return e, Balance{}, false, fmt.Errorf("%w: reference %q credited %d to %s", ErrConflict, reference, e.AmountMicros, e.Account)
+		return e, Balance{}, false, fmt.Errorf("%w: reference %s credited another amount or user", ErrConflict, quote(reference))
 	}
 	h, err := s.freshHead(ctx, account)
 	return e, balanceOf(h), created, err
@@ -251,8 +363,8 @@ type holdMarker struct {
 }
 
 // putHoldMarker reports whether it created the marker (false: it was there already).
-func (s *Store) putHoldMarker(ctx context.Context, account, jobID string, price int64) (bool, error) {
-	_, err := s.holds.InsertOne(ctx, holdMarker{JobID: jobID, Account: account, PriceMicros: price, CreatedAt: s.now()})
+func (s *Store) putHoldMarker(ctx context.Context, account, jobID string, price int64, now time.Time) (bool, error) {
+	_, err := s.holds.InsertOne(ctx, holdMarker{JobID: jobID, Account: account, PriceMicros: price, CreatedAt: now})
 	if mongo.IsDuplicateKeyError(err) {
 		return false, nil
 	}

@@ -254,6 +254,7 @@ type draft struct {
 	Kind         Kind
 	AmountMicros int64
 	HeldMicros   int64
+	UnpaidMicros int64
 	JobID        string
 	Reason       string
 }
@@ -261,8 +262,9 @@ type draft struct {
 // appendTo appends the entry next builds from the head to account's chain, with ref,
 // unless an entry with ref exists: then it returns that one with created false. The
 // caller holds account's lock. next may refuse (ErrInsufficientFunds): nothing is written.
-// A chain's first entry is always its signup credit: appending anything else to an empty
-// chain opens it first.
+// A chain's first entry is always its signup credit, written by Open only: appending
+// anything else to an empty chain refuses with ErrNoWallet. Totals that would overflow
+// refuse with ErrOverflow.
 func (s *Store) appendTo(ctx context.Context, account, ref string, next func(head Entry) (draft, error)) (Entry, bool, error) {
 	if e, ok, err := s.lookupRef(ctx, ref); ok || err != nil {
 		return e, false, err
@@ -278,12 +280,17 @@ func (s *Store) appendChecked(ctx context.Context, account, ref string, next fun
 			return Entry{}, false, err
 		}
 		if head.Seq == 0 && ref != OpenRef(account) {
-			if _, _, err := s.appendTo(ctx, account, OpenRef(account), s.signup); err != nil {
-				return Entry{}, false, fmt.Errorf("open account: %w", err)
-			}
-			continue
+			return Entry{}, false, ErrNoWallet
 		}
 		d, err := next(head)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		available, err := addMicros(head.AvailableMicros, d.AmountMicros)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		heldTotal, err := addMicros(head.HeldTotalMicros, d.HeldMicros)
 		if err != nil {
 			return Entry{}, false, err
 		}
@@ -294,8 +301,9 @@ func (s *Store) appendChecked(ctx context.Context, account, ref string, next fun
 			Kind:            d.Kind,
 			AmountMicros:    d.AmountMicros,
 			HeldMicros:      d.HeldMicros,
-			AvailableMicros: head.AvailableMicros + d.AmountMicros,
-			HeldTotalMicros: head.HeldTotalMicros + d.HeldMicros,
+			AvailableMicros: available,
+			HeldTotalMicros: heldTotal,
+			UnpaidMicros:    d.UnpaidMicros,
 			Ref:             ref,
 			JobID:           d.JobID,
 			Reason:          d.Reason,

@@ -30,8 +30,10 @@ func (e *MismatchError) Error() string {
 // Verify checks account's chain: sequence numbers 1..n without gaps under their _ids, the
 // signup credit first, every entry's running totals equal to the sums of the entries up
 // to it (so the balance equals the sum of the entries), each kind's shape, every close
-// matching its job's hold, held never negative, and available negative only after a
-// direct charge. It returns a *MismatchError when anything is off.
+// matching its job's hold, held never negative, available never negative (except after a
+// charge without a hold written before such charges stopped at zero), an unpaid part only
+// on a charge without a hold that left nothing available. It returns a *MismatchError
+// when anything is off.
 func (s *Store) Verify(ctx context.Context, account string) (Summary, error) {
 	es, err := s.Entries(ctx, account)
 	if err != nil {
@@ -126,8 +128,15 @@ func check(account string, es []Entry) (Summary, error) {
 				bad(e, "release %d/%d does not close hold of %d", e.AmountMicros, e.HeldMicros, h.HeldMicros)
 			case !held && (e.Kind == KindRelease || e.HeldMicros != 0 || e.AmountMicros > 0):
 				bad(e, "closes job %s that has no earlier hold on this account", e.JobID)
-			case !held:
+			case !held && e.UnpaidMicros > 0 && e.AvailableMicros > 0:
+				bad(e, "left %d unpaid with %d available", e.UnpaidMicros, e.AvailableMicros)
+			case !held && e.AvailableMicros < 0 && e.UnpaidMicros == 0 && e.AmountMicros < 0:
+				// Before unpaid amounts were recorded, a charge without a hold could take
+				// the balance below zero; such old chains stay valid.
 				directDebt = true
+			}
+			if e.UnpaidMicros < 0 || (e.UnpaidMicros != 0 && (held || e.Kind != KindCharge)) {
+				bad(e, "unpaid %d on a close that is not a charge without a hold", e.UnpaidMicros)
 			}
 			delete(holds, e.JobID)
 		default:
