@@ -135,7 +135,13 @@ func TestJobWithoutReservation(t *testing.T) {
 func TestJobHeldPastItsHoldIsNotRun(t *testing.T) {
 	t.Setenv("CODEEXEC_LEDGER_HOLD_TTL", "2s")
 	t.Setenv("CODEEXEC_LEDGER_SWEEP_INTERVAL", "200ms")
-	mesh := startProcessMesh(t) // no runner yet
+	mesh := startMesh(t, t.TempDir(), func(c *config.Config) {
+		c.Services = []string{"accounts", "ledger", "edge"} // no runner yet
+		c.Languages = nil
+		c.NATSListen = "127.0.0.1:0"
+		c.RatePerSec, c.RateBurst = 1000, 1000 // the test polls the wallet
+	})
+	js := natsOf(t, mesh.NATSURL)
 	user := registerUser(t, mesh.URL)
 	// The edge refuses a language no runner serves; announce one that never pulls.
 	nc, err := nats.Connect(mesh.NATSURL)
@@ -157,7 +163,7 @@ func TestJobHeldPastItsHoldIsNotRun(t *testing.T) {
 		return w.HeldMicros == 0 && w.BalanceMicros == testFreeCredit, nil
 	})
 	startRunner(t, mesh.NATSURL, uniqueID("late"))
-	r := storedResult(t, mesh.js, a.JobID)
+	r := storedResult(t, js, a.JobID)
 	if r.Status != messages.StatusInternalError || r.Stdout != "" || !strings.Contains(r.ErrorMessage, "ledger") {
 		t.Errorf("got %s %q %q, want internal_error from the ledger's refusal, not run", r.Status, r.Stdout, r.ErrorMessage)
 	}
