@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
@@ -108,6 +109,19 @@ func Parse(data []byte) (*Catalog, error) {
 func (c *Catalog) Resolve(nameOrAlias string) (*Language, bool) {
 	l, ok := c.byName[strings.ToLower(strings.TrimSpace(nameOrAlias))]
 	return l, ok
+}
+
+// ErrUnknown is returned by Find for a name that is neither a language nor an alias.
+var ErrUnknown = errors.New("unknown language")
+
+// Find is Resolve with an error for callers that answer a client: it quotes at most an
+// excerpt of the name (see package excerpt) and wraps ErrUnknown.
+func (c *Catalog) Find(nameOrAlias string) (*Language, error) {
+	l, ok := c.Resolve(nameOrAlias)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not supported", ErrUnknown, excerpt.Quote(nameOrAlias))
+	}
+	return l, nil
 }
 
 // Names returns the language names, sorted.

@@ -1,6 +1,8 @@
 package languages
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/codeexec/codeexec/shared/messages"
@@ -54,5 +56,22 @@ func TestParseRefusesBadTables(t *testing.T) {
 		if _, err := Parse([]byte(table)); err == nil {
 			t.Errorf("%s: got no error", name)
 		}
+	}
+}
+
+func TestFindQuotesAnExcerptOfAnUnknownName(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.Find(" PY "); err != nil || l.Name != "python" {
+		t.Fatalf("Find(py): got %v, %v; want python", l, err)
+	}
+	_, err = c.Find(strings.Repeat("x", 7<<20))
+	if !errors.Is(err, ErrUnknown) {
+		t.Fatalf("Find(7 MB name): got %v, want ErrUnknown", err)
+	}
+	if n := len(err.Error()); n > 256 {
+		t.Errorf("Find(7 MB name): the error is %d bytes, want at most 256", n)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/codeexec/codeexec/shared/excerpt"
 )
 
 // Input limits of the HTTP API and of every job on NATS.
@@ -50,7 +52,7 @@ func ValidateFiles(files []File) error {
 			return err
 		}
 		if seen[f.Filename] {
-			return fmt.Errorf("filename %q given twice", f.Filename)
+			return fmt.Errorf("filename %s given twice", excerpt.Quote(f.Filename))
 		}
 		seen[f.Filename] = true
 		total += len(f.Code)
@@ -76,19 +78,19 @@ func ValidateFilename(name string) error {
 		return fmt.Errorf("filename longer than %d bytes", MaxNameBytes)
 	}
 	if strings.HasPrefix(name, "/") {
-		return fmt.Errorf("filename %q: must be relative", name)
+		return fmt.Errorf("filename %s: must be relative", excerpt.Quote(name))
 	}
 	for _, seg := range strings.Split(name, "/") {
 		switch seg {
 		case "":
-			return fmt.Errorf("filename %q: empty path segment", name)
+			return fmt.Errorf("filename %s: empty path segment", excerpt.Quote(name))
 		case ".", "..":
-			return fmt.Errorf("filename %q: %q segment not allowed", name, seg)
+			return fmt.Errorf("filename %s: %q segment not allowed", excerpt.Quote(name), seg)
 		}
 		for _, r := range seg {
 			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
 			if !ok {
-				return fmt.Errorf("filename %q: character %q not allowed", name, r)
+				return fmt.Errorf("filename %s: character %q not allowed", excerpt.Quote(name), r)
 			}
 		}
 	}

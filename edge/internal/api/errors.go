@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/rpc"
 )
 
@@ -26,6 +27,9 @@ func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Cod
 func newError(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// maxMessageBytes bounds an error message whatever it quotes.
+const maxMessageBytes = 512
 
 type errorBody struct {
 	Succeeded bool       `json:"succeeded"`
@@ -72,8 +76,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		if apiErr.RetryAfter > 0 {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(apiErr.RetryAfter))
 		}
+		// Messages quote client input as excerpts only; this bound catches any that forgot.
 		return c.Status(apiErr.Status).JSON(errorBody{
-			Error: errorField{Code: apiErr.Code, Message: apiErr.Message},
+			Error: errorField{Code: apiErr.Code, Message: excerpt.Cut(apiErr.Message, maxMessageBytes)},
 			JobID: apiErr.JobID,
 		})
 	}
