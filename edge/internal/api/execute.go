@@ -169,12 +169,11 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 	}
 	var limits messages.Limits
 	if req.Limits != nil {
-		limits = *req.Limits
-		if limits.RunTimeMs < 0 || limits.CompileTimeMs < 0 || limits.MemoryBytes < 0 || limits.CPUMillis < 0 ||
-			limits.Pids < 0 || limits.OutputBytes < 0 {
-			return nil, newError(http.StatusBadRequest, "invalid_input", "limits must not be negative")
+		// Refused here, as a client's mistake; the runner would raise them to the minimum.
+		if err := s.catalog.CheckRequest(lang, *req.Limits); err != nil {
+			return nil, newError(http.StatusBadRequest, "invalid_limits", "%s", err.Error())
 		}
-		limits = s.catalog.Effective(lang, limits)
+		limits = s.catalog.Effective(lang, *req.Limits)
 	}
 	id, err := newJobID()
 	if err != nil {
