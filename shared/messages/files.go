@@ -36,8 +36,9 @@ func ValidateArgs(args []string) error {
 var ErrCodeTooLarge = errors.New("code too large")
 
 // ValidateFiles checks the file list of a job: count, total size, names and exactly one
-// entry point. A name is a relative path of [A-Za-z0-9._-] segments with no "..", no
-// leading "/" and no empty segment.
+// entry point. A name is a relative path of [A-Za-z0-9._-] segments with no "." or "..",
+// no leading "/" and no empty segment, so each file has one spelling; the names must be
+// distinct, and none may be the directory of another ("a" and "a/b.py").
 func ValidateFiles(files []File) error {
 	if len(files) == 0 {
 		return errors.New("no files")
@@ -58,6 +59,19 @@ func ValidateFiles(files []File) error {
 		total += len(f.Code)
 		if f.IsEntryPoint {
 			entries++
+		}
+	}
+	// A name that is also another file's directory cannot be written (a and a/b.py).
+	for _, f := range files {
+		for dir := f.Filename; ; {
+			i := strings.LastIndexByte(dir, '/')
+			if i < 0 {
+				break
+			}
+			dir = dir[:i]
+			if seen[dir] {
+				return fmt.Errorf("filename %s is also the directory of %s", excerpt.Quote(dir), excerpt.Quote(f.Filename))
+			}
 		}
 	}
 	if total > MaxCodeBytes {
