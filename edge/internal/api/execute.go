@@ -62,6 +62,10 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	if err != nil {
 		return err
 	}
+	// Before any lease or hold: a job the stream cannot take must leave nothing behind.
+	if err := s.dispatch.Fits(job); err != nil {
+		return jobTooLarge(err)
+	}
 	if !s.presence.Available(job.Region, job.Language) {
 		return newError(http.StatusServiceUnavailable, "no_runner",
 			"no runner serves %s in region %s right now; try again shortly", job.Language, job.Region)
@@ -92,7 +96,7 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 			return &Error{Status: http.StatusServiceUnavailable, Code: "queue_full",
 				Message: "the job queue is full; try again shortly", RetryAfter: 5}
 		}
-		return err
+		return jobTooLarge(err)
 	}
 	if !wait {
 		return c.Status(http.StatusAccepted).JSON(fiber.Map{"succeeded": true, "jobId": job.JobID})
@@ -193,6 +197,17 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 		SaveMetric:  req.SaveMetric == nil || *req.SaveMetric,
 		SubmittedAt: time.Now().UTC(),
 	}, nil
+}
+
+// jobTooLarge answers a *dispatch.TooLargeError with 413 job_too_large; other errors pass.
+func jobTooLarge(err error) error {
+	var tl *dispatch.TooLargeError
+	if errors.As(err, &tl) {
+		return newError(http.StatusRequestEntityTooLarge, "job_too_large",
+			"the job is %d bytes once encoded as JSON, over the limit of %d bytes (a control character in code or stdin takes 6 bytes once escaped)",
+			tl.Bytes, tl.Max)
+	}
+	return err
 }
 
 // unknownLanguage answers a name the catalog does not know (see languages.Find).
