@@ -48,8 +48,16 @@ func fromRPC(err error, what string) error {
 	switch {
 	case errors.Is(err, rpc.ErrUnavailable):
 		return newError(http.StatusServiceUnavailable, "service_unavailable", "the %s service is not available; try again shortly", what)
+	case errors.Is(err, rpc.ErrTimeout):
+		return newError(http.StatusServiceUnavailable, "service_unavailable", "the %s service did not answer in time; try again shortly", what)
 	case errors.As(err, &e):
 		switch e.Code {
+		case rpc.CodeShuttingDown:
+			return &Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable", RetryAfter: 1,
+				Message: fmt.Sprintf("the %s service is restarting; try again shortly", what)}
+		case rpc.CodeReplyTooLarge:
+			// The request was fine; its answer cannot be carried (a page of large records, say).
+			return newError(http.StatusInternalServerError, "reply_too_large", "%s", e.Message)
 		case rpc.CodeInvalidInput:
 			return newError(http.StatusBadRequest, "invalid_input", "%s", e.Message)
 		case rpc.CodeConflict:
