@@ -36,6 +36,8 @@ type Service struct {
 	sessions *sessions.Store
 	projects *projects.Store
 	m        *serviceMetrics
+	// gate bounds the requests handled at once, over all subjects: a flood queues.
+	gate *rpc.Gate
 }
 
 type serviceMetrics struct {
@@ -77,7 +79,8 @@ func New(nc *nats.Conn, db *mongo.Database, reg prometheus.Registerer, log *slog
 	}
 	ks := keys.NewStore(db)
 	return &Service{nc: nc, log: log, users: users.NewStore(db), keys: ks, usage: keys.NewUsage(ks),
-		used: make(chan string, 1024), sessions: sessions.NewStore(db, 0), projects: projects.NewStore(db), m: m}, nil
+		used: make(chan string, 1024), sessions: sessions.NewStore(db, 0), projects: projects.NewStore(db), m: m,
+		gate: rpc.NewGate(rpc.DefaultMaxInFlight)}, nil
 }
 
 // Run prepares the collections, answers requests until ctx ends, then stops listening.
@@ -127,7 +130,7 @@ type handler func(context.Context) (*nats.Subscription, error)
 // handle answers subject with fn, timed, in the accounts queue group.
 func handle[Req, Resp any](s *Service, subject string, fn func(context.Context, Req) (Resp, error)) handler {
 	return func(ctx context.Context) (*nats.Subscription, error) {
-		return rpc.Handle(ctx, s.nc, s.log, subject, subjects.QueueAccounts, timed(s, subject, fn))
+		return rpc.Handle(ctx, s.nc, s.log, subject, subjects.QueueAccounts, timed(s, subject, fn), rpc.WithGate(s.gate))
 	}
 }
 

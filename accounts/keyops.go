@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/codeexec/codeexec/accounts/internal/keys"
+	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
@@ -60,10 +61,10 @@ func (s *Service) revokeKey(ctx context.Context, req messages.KeyRevokeRequest) 
 	event := messages.CredentialRevoked{V: messages.Version, Hash: k.Hash, KeyID: k.KeyID}
 	switch {
 	case errors.Is(err, keys.ErrNotFound):
-		return messages.CredentialRevoked{}, rpc.Errorf(rpc.CodeNotFound, "no api key %s", req.KeyID)
+		return messages.CredentialRevoked{}, rpc.Errorf(rpc.CodeNotFound, "no api key %s", excerpt.Quote(req.KeyID))
 	case errors.Is(err, keys.ErrAlreadyRevoked):
 		s.publishRevoked(subjects.KeyRevoked, event)
-		return messages.CredentialRevoked{}, rpc.Errorf(rpc.CodeNotFound, "no api key %s", req.KeyID)
+		return messages.CredentialRevoked{}, rpc.Errorf(rpc.CodeNotFound, "no api key %s", excerpt.Quote(req.KeyID))
 	case err != nil:
 		return messages.CredentialRevoked{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
@@ -33,16 +34,19 @@ type Language struct {
 	// Run is the program's argv; "{entry}" is the entry point's file name and "{main}" the
 	// entry point's name without extension (a Java main class). Job args are appended.
 	Run []string `json:"run"`
-	// Limits and MaxLimits override the table's defaults field by field.
+	// Limits, MaxLimits and MinLimits override the table's defaults field by field.
 	Limits    messages.Limits `json:"limits,omitempty"`
 	MaxLimits messages.Limits `json:"maxLimits,omitempty"`
+	MinLimits messages.Limits `json:"minLimits,omitempty"`
 }
 
 // Catalog is the whole table, indexed by name and alias.
 type Catalog struct {
 	DefaultLimits messages.Limits `json:"defaultLimits"`
 	MaxLimits     messages.Limits `json:"maxLimits"`
-	Languages     []Language      `json:"languages"`
+	// MinLimits raises the working minimums (Floor) for every language; it never lowers them.
+	MinLimits messages.Limits `json:"minLimits,omitempty"`
+	Languages []Language      `json:"languages"`
 
 	byName map[string]*Language
 }
@@ -87,6 +91,9 @@ func Parse(data []byte) (*Catalog, error) {
 		if err := messages.ValidateFilename(l.SourceFile); err != nil {
 			errs = append(errs, fmt.Errorf("language %s: %w", l.Name, err))
 		}
+		if err := c.checkLimits(l); err != nil {
+			errs = append(errs, fmt.Errorf("language %s: %w", l.Name, err))
+		}
 		for _, key := range append([]string{l.Name}, l.Aliases...) {
 			key = strings.ToLower(key)
 			if _, dup := c.byName[key]; dup {
@@ -110,6 +117,19 @@ func (c *Catalog) Resolve(nameOrAlias string) (*Language, bool) {
 	return l, ok
 }
 
+// ErrUnknown is returned by Find for a name that is neither a language nor an alias.
+var ErrUnknown = errors.New("unknown language")
+
+// Find is Resolve with an error for callers that answer a client: it quotes at most an
+// excerpt of the name (see package excerpt) and wraps ErrUnknown.
+func (c *Catalog) Find(nameOrAlias string) (*Language, error) {
+	l, ok := c.Resolve(nameOrAlias)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not supported", ErrUnknown, excerpt.Quote(nameOrAlias))
+	}
+	return l, nil
+}
+
 // Names returns the language names, sorted.
 func (c *Catalog) Names() []string {
 	names := make([]string, 0, len(c.Languages))
@@ -126,11 +146,69 @@ func (c *Catalog) Defaults(l *Language) messages.Limits { return overlay(c.Defau
 // Maximums returns the operator's maximum limits of l.
 func (c *Catalog) Maximums(l *Language) messages.Limits { return overlay(c.MaxLimits, l.MaxLimits) }
 
+// The working minimums of a job's resources, below which no program starts: Docker
+// refuses a memory limit of a few bytes, the sandbox's launcher and the program share the
+// pids limit, and a run must have time to start. A table may raise them (minLimits, at
+// the top or per language), never lower them.
+const (
+	MinRunTimeMs     = 100
+	MinCompileTimeMs = 1000
+	MinMemoryBytes   = 32 << 20
+	MinCPUMillis     = 100 // a tenth of a CPU
+	MinPids          = 16
+	MinOutputBytes   = 1024
+)
+
+// Floor returns the built-in working minimums as limits.
+func Floor() messages.Limits {
+	return messages.Limits{RunTimeMs: MinRunTimeMs, CompileTimeMs: MinCompileTimeMs, MemoryBytes: MinMemoryBytes,
+		CPUMillis: MinCPUMillis, Pids: MinPids, OutputBytes: MinOutputBytes}
+}
+
+// Minimums returns the least limits a job of l runs under: the table's and the
+// language's minLimits, never below Floor.
+func (c *Catalog) Minimums(l *Language) messages.Limits {
+	min := overlay(c.MinLimits, l.MinLimits)
+	floor := Floor()
+	for i, f := range fields(&min) {
+		if fl := *fields(&floor)[i].v; *f.v < fl {
+			*f.v = fl
+		}
+	}
+	return min
+}
+
+// ErrBelowMinimum is returned by CheckRequest for a requested limit under its minimum.
+var ErrBelowMinimum = errors.New("limit below the working minimum")
+
+// CheckRequest refuses requested limits that are set (above zero) but below l's minimums,
+// naming each field and its minimum. Negative fields are refused too. Callers that answer
+// a client (the edge) call it before Effective, which would silently raise them.
+func (c *Catalog) CheckRequest(l *Language, req messages.Limits) error {
+	min := c.Minimums(l)
+	var problems []string
+	for i, f := range fields(&req) {
+		m := *fields(&min)[i].v
+		switch {
+		case *f.v < 0:
+			problems = append(problems, fmt.Sprintf("limits.%s is %d: it must not be negative", f.name, *f.v))
+		case *f.v > 0 && *f.v < m:
+			problems = append(problems, fmt.Sprintf("limits.%s is %d: the minimum for %s is %d", f.name, *f.v, l.Name, m))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrBelowMinimum, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
 // Effective returns the limits a job of l runs under: each requested field lowers the
-// default, zero keeps it; nothing exceeds the maximum.
+// default, zero keeps it; nothing exceeds the maximum, and nothing is below the minimum
+// (Minimums): a too-low field, which the edge refuses but an internal publisher may send,
+// is raised to the minimum rather than passed to Docker.
 func (c *Catalog) Effective(l *Language, req messages.Limits) messages.Limits {
-	def, max := c.Defaults(l), c.Maximums(l)
-	pick := func(d, m, r int64) int64 {
+	def, max, min := c.Defaults(l), c.Maximums(l), c.Minimums(l)
+	pick := func(d, m, lo, r int64) int64 {
 		v := d
 		if r > 0 {
 			v = r
@@ -138,15 +216,46 @@ func (c *Catalog) Effective(l *Language, req messages.Limits) messages.Limits {
 		if m > 0 && v > m {
 			v = m
 		}
+		if v < lo {
+			v = lo
+		}
 		return v
 	}
 	return messages.Limits{
-		RunTimeMs:     pick(def.RunTimeMs, max.RunTimeMs, req.RunTimeMs),
-		CompileTimeMs: pick(def.CompileTimeMs, max.CompileTimeMs, req.CompileTimeMs),
-		MemoryBytes:   pick(def.MemoryBytes, max.MemoryBytes, req.MemoryBytes),
-		CPUMillis:     pick(def.CPUMillis, max.CPUMillis, req.CPUMillis),
-		Pids:          pick(def.Pids, max.Pids, req.Pids),
-		OutputBytes:   pick(def.OutputBytes, max.OutputBytes, req.OutputBytes),
+		RunTimeMs:     pick(def.RunTimeMs, max.RunTimeMs, min.RunTimeMs, req.RunTimeMs),
+		CompileTimeMs: pick(def.CompileTimeMs, max.CompileTimeMs, min.CompileTimeMs, req.CompileTimeMs),
+		MemoryBytes:   pick(def.MemoryBytes, max.MemoryBytes, min.MemoryBytes, req.MemoryBytes),
+		CPUMillis:     pick(def.CPUMillis, max.CPUMillis, min.CPUMillis, req.CPUMillis),
+		Pids:          pick(def.Pids, max.Pids, min.Pids, req.Pids),
+		OutputBytes:   pick(def.OutputBytes, max.OutputBytes, min.OutputBytes, req.OutputBytes),
+	}
+}
+
+// checkLimits refuses a table whose defaults or maximums for l are under its minimums.
+func (c *Catalog) checkLimits(l *Language) error {
+	def, max, min := c.Defaults(l), c.Maximums(l), c.Minimums(l)
+	var errs []error
+	for i, f := range fields(&min) {
+		if d := *fields(&def)[i].v; d > 0 && d < *f.v {
+			errs = append(errs, fmt.Errorf("default %s %d is below the minimum %d", f.name, d, *f.v))
+		}
+		if m := *fields(&max)[i].v; m > 0 && m < *f.v {
+			errs = append(errs, fmt.Errorf("maximum %s %d is below the minimum %d", f.name, m, *f.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type field struct {
+	name string // as in JSON
+	v    *int64
+}
+
+// fields lists the fields of l in one fixed order.
+func fields(l *messages.Limits) []field {
+	return []field{
+		{"runTimeMs", &l.RunTimeMs}, {"compileTimeMs", &l.CompileTimeMs}, {"memoryBytes", &l.MemoryBytes},
+		{"cpuMillis", &l.CPUMillis}, {"pids", &l.Pids}, {"outputBytes", &l.OutputBytes},
 	}
 }
 

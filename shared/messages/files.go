@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/codeexec/codeexec/shared/excerpt"
 )
 
 // Input limits of the HTTP API and of every job on NATS.
@@ -34,8 +36,9 @@ func ValidateArgs(args []string) error {
 var ErrCodeTooLarge = errors.New("code too large")
 
 // ValidateFiles checks the file list of a job: count, total size, names and exactly one
-// entry point. A name is a relative path of [A-Za-z0-9._-] segments with no "..", no
-// leading "/" and no empty segment.
+// entry point. A name is a relative path of [A-Za-z0-9._-] segments with no "." or "..",
+// no leading "/" and no empty segment, so each file has one spelling; the names must be
+// distinct, and none may be the directory of another ("a" and "a/b.py").
 func ValidateFiles(files []File) error {
 	if len(files) == 0 {
 		return errors.New("no files")
@@ -50,12 +53,25 @@ func ValidateFiles(files []File) error {
 			return err
 		}
 		if seen[f.Filename] {
-			return fmt.Errorf("filename %q given twice", f.Filename)
+			return fmt.Errorf("filename %s given twice", excerpt.Quote(f.Filename))
 		}
 		seen[f.Filename] = true
 		total += len(f.Code)
 		if f.IsEntryPoint {
 			entries++
+		}
+	}
+	// A name that is also another file's directory cannot be written (a and a/b.py).
+	for _, f := range files {
+		for dir := f.Filename; ; {
+			i := strings.LastIndexByte(dir, '/')
+			if i < 0 {
+				break
+			}
+			dir = dir[:i]
+			if seen[dir] {
+				return fmt.Errorf("filename %s is also the directory of %s", excerpt.Quote(dir), excerpt.Quote(f.Filename))
+			}
 		}
 	}
 	if total > MaxCodeBytes {
@@ -76,19 +92,19 @@ func ValidateFilename(name string) error {
 		return fmt.Errorf("filename longer than %d bytes", MaxNameBytes)
 	}
 	if strings.HasPrefix(name, "/") {
-		return fmt.Errorf("filename %q: must be relative", name)
+		return fmt.Errorf("filename %s: must be relative", excerpt.Quote(name))
 	}
 	for _, seg := range strings.Split(name, "/") {
 		switch seg {
 		case "":
-			return fmt.Errorf("filename %q: empty path segment", name)
+			return fmt.Errorf("filename %s: empty path segment", excerpt.Quote(name))
 		case ".", "..":
-			return fmt.Errorf("filename %q: %q segment not allowed", name, seg)
+			return fmt.Errorf("filename %s: %q segment not allowed", excerpt.Quote(name), seg)
 		}
 		for _, r := range seg {
 			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
 			if !ok {
-				return fmt.Errorf("filename %q: character %q not allowed", name, r)
+				return fmt.Errorf("filename %s: character %q not allowed", excerpt.Quote(name), r)
 			}
 		}
 	}

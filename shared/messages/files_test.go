@@ -24,6 +24,12 @@ func TestValidateFiles(t *testing.T) {
 		{"bad char", []File{main, {Filename: "a b.py"}}, "not allowed"},
 		{"duplicate", []File{main, {Filename: "main.py"}}, "given twice"},
 		{"empty name", []File{main, {Filename: ""}}, "empty filename"},
+		{"dot segment", []File{main, {Filename: "./main.py"}}, `"." segment`},
+		{"file and directory", []File{main, {Filename: "a"}, {Filename: "a/b.py"}}, `"a" is also the directory of "a/b.py"`},
+		{"directory then file", []File{main, {Filename: "a/b/c.py"}, {Filename: "a/b"}}, `"a/b" is also the directory of "a/b/c.py"`},
+		{"entry point as directory", []File{{Filename: "main.py/x.py"}, main}, `"main.py" is also the directory`},
+		{"same directory twice is fine", []File{main, {Filename: "a/b.py"}, {Filename: "a/c.py"}}, ""},
+		{"prefix that is no directory is fine", []File{main, {Filename: "ab"}, {Filename: "a/b.py"}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,19 +54,49 @@ type envelope struct {
 	Data  json.RawMessage `json:"data,omitempty"`
 }
 
+// Transport errors: kept apart from the services' codes above.
+const (
+	// CodeReplyTooLarge answers a request whose reply would exceed the connection's
+	// maximum payload: the caller hears at once instead of waiting for a reply never sent.
+	CodeReplyTooLarge = "reply_too_large"
+	// CodeShuttingDown answers a request that arrived as its service stops.
+	CodeShuttingDown = "shutting_down"
+)
+
+// ErrTimeout is returned by Call when the service does not answer before the deadline.
+var ErrTimeout = errors.New("service did not answer in time")
+
+// DefaultCallTimeout bounds a Call whose ctx has no deadline of its own, so that a
+// service that never answers cannot hold its caller forever.
+const DefaultCallTimeout = 10 * time.Second
+
 // Call sends req to subject and decodes the answer into resp. A service's refusal comes
-// back as *Error; no responder as ErrUnavailable.
+// back as *Error; no responder as ErrUnavailable; no answer before ctx's deadline (or
+// DefaultCallTimeout when ctx has none) as ErrTimeout.
 func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req Req) (Resp, error) {
+	return CallWithin[Req, Resp](ctx, nc, subject, req, DefaultCallTimeout)
+}
+
+// CallWithin is Call with fallback instead of DefaultCallTimeout as the deadline of a ctx
+// that has none.
+func CallWithin[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req Req, fallback time.Duration) (Resp, error) {
 	var resp Resp
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, fallback)
+		defer cancel()
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return resp, fmt.Errorf("encode %s request: %w", subject, err)
 	}
 	msg, err := nc.RequestWithContext(ctx, subject, body)
-	if errors.Is(err, nats.ErrNoResponders) {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
 		return resp, fmt.Errorf("%s: %w", subject, ErrUnavailable)
-	}
-	if err != nil {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return resp, fmt.Errorf("%s: %w (%w)", subject, ErrTimeout, err)
+	case err != nil:
 		return resp, fmt.Errorf("request %s: %w", subject, err)
 	}
 	var env envelope
@@ -85,13 +115,64 @@ func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req
 // HandlerTimeout bounds one handler call.
 const HandlerTimeout = 10 * time.Second
 
+// DefaultMaxInFlight is how many requests a Gate made by Handle lets run at once.
+const DefaultMaxInFlight = 64
+
+// Gate bounds how many requests run at once. A service shares one among all its
+// subjects (WithGate); a request beyond it waits in its subscription's queue (nats.go's
+// pending messages) rather than on a goroutine of its own.
+type Gate struct{ slots chan struct{} }
+
+// NewGate returns a Gate of n slots (DefaultMaxInFlight when n < 1).
+func NewGate(n int) *Gate {
+	if n < 1 {
+		n = DefaultMaxInFlight
+	}
+	return &Gate{slots: make(chan struct{}, n)}
+}
+
+func (g *Gate) enter(ctx context.Context) bool {
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (g *Gate) leave() { <-g.slots }
+
+// HandleOption tunes Handle.
+type HandleOption func(*handleOptions)
+
+type handleOptions struct{ gate *Gate }
+
+// WithGate makes the handler's requests take their slots from g.
+func WithGate(g *Gate) HandleOption { return func(o *handleOptions) { o.gate = g } }
+
 // Handle answers requests on subject in queue group queue with fn. A returned *Error goes
 // back as is; any other error is logged and answered as internal_error, without details.
-// Each request is handled on its own goroutine; ctx bounds them all.
+// Each request is handled on its own goroutine once it has a slot of the gate (WithGate;
+// by default one of DefaultMaxInFlight slots for this subject alone); ctx bounds them all.
 func Handle[Req, Resp any](ctx context.Context, nc *nats.Conn, log *slog.Logger, subject, queue string,
-	fn func(context.Context, Req) (Resp, error)) (*nats.Subscription, error) {
+	fn func(context.Context, Req) (Resp, error), opts ...HandleOption) (*nats.Subscription, error) {
+	o := handleOptions{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.gate == nil {
+		o.gate = NewGate(DefaultMaxInFlight)
+	}
 	sub, err := nc.QueueSubscribe(subject, queue, func(m *nats.Msg) {
-		go answer(ctx, log, subject, m, fn)
+		// Blocks this subscription's delivery while the gate is full: a flood queues.
+		if !o.gate.enter(ctx) {
+			respond(nc, log, subject, m, envelope{V: 1, Error: Errorf(CodeShuttingDown, "the service is shutting down; try again")})
+			return
+		}
+		go func() {
+			defer o.gate.leave()
+			answer(ctx, nc, log, subject, m, fn)
+		}()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", subject, err)
@@ -99,7 +180,7 @@ func Handle[Req, Resp any](ctx context.Context, nc *nats.Conn, log *slog.Logger,
 	return sub, nil
 }
 
-func answer[Req, Resp any](ctx context.Context, log *slog.Logger, subject string, m *nats.Msg,
+func answer[Req, Resp any](ctx context.Context, nc *nats.Conn, log *slog.Logger, subject string, m *nats.Msg,
 	fn func(context.Context, Req) (Resp, error)) {
 	ctx, cancel := context.WithTimeout(ctx, HandlerTimeout)
 	defer cancel()
@@ -119,10 +200,21 @@ func answer[Req, Resp any](ctx context.Context, log *slog.Logger, subject string
 		log.Error("encode reply", "subject", subject, "err", err)
 		env.Error = Errorf(CodeInternal, "the service failed to answer")
 	}
+	respond(nc, log, subject, m, env)
+}
+
+// respond sends env, or a reply_too_large error when env exceeds what the connection
+// carries: a reply NATS refuses would leave the caller waiting for nothing.
+func respond(nc *nats.Conn, log *slog.Logger, subject string, m *nats.Msg, env envelope) {
 	body, err := json.Marshal(env)
 	if err != nil {
 		log.Error("encode envelope", "subject", subject, "err", err)
-		return
+		body = []byte(`{"v":1,"error":{"code":"` + CodeInternal + `","message":"the service failed to answer"}}`)
+	}
+	if max := nc.MaxPayload(); max > 0 && int64(len(body)) > max {
+		log.Error("reply too large", "subject", subject, "bytes", len(body), "max_payload", max)
+		body, _ = json.Marshal(envelope{V: 1, Error: Errorf(CodeReplyTooLarge,
+			"the answer is %d bytes, over the %d bytes a message carries; ask for less", len(body), max)})
 	}
 	if err := m.Respond(body); err != nil {
 		log.Warn("respond", "subject", subject, "err", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/rpc"
 )
 
@@ -27,6 +28,9 @@ func newError(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// maxMessageBytes bounds an error message whatever it quotes.
+const maxMessageBytes = 512
+
 type errorBody struct {
 	Succeeded bool       `json:"succeeded"`
 	Error     errorField `json:"error"`
@@ -44,8 +48,16 @@ func fromRPC(err error, what string) error {
 	switch {
 	case errors.Is(err, rpc.ErrUnavailable):
 		return newError(http.StatusServiceUnavailable, "service_unavailable", "the %s service is not available; try again shortly", what)
+	case errors.Is(err, rpc.ErrTimeout):
+		return newError(http.StatusServiceUnavailable, "service_unavailable", "the %s service did not answer in time; try again shortly", what)
 	case errors.As(err, &e):
 		switch e.Code {
+		case rpc.CodeShuttingDown:
+			return &Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable", RetryAfter: 1,
+				Message: fmt.Sprintf("the %s service is restarting; try again shortly", what)}
+		case rpc.CodeReplyTooLarge:
+			// The request was fine; its answer cannot be carried (a page of large records, say).
+			return newError(http.StatusInternalServerError, "reply_too_large", "%s", e.Message)
 		case rpc.CodeInvalidInput:
 			return newError(http.StatusBadRequest, "invalid_input", "%s", e.Message)
 		case rpc.CodeConflict:
@@ -72,8 +84,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		if apiErr.RetryAfter > 0 {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(apiErr.RetryAfter))
 		}
+		// Messages quote client input as excerpts only; this bound catches any that forgot.
 		return c.Status(apiErr.Status).JSON(errorBody{
-			Error: errorField{Code: apiErr.Code, Message: apiErr.Message},
+			Error: errorField{Code: apiErr.Code, Message: excerpt.Cut(apiErr.Message, maxMessageBytes)},
 			JobID: apiErr.JobID,
 		})
 	}

@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/codeexec/codeexec/edge/internal/dispatch"
+	"github.com/codeexec/codeexec/shared/excerpt"
+	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
@@ -58,6 +62,10 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	if err != nil {
 		return err
 	}
+	// Before any lease or hold: a job the stream cannot take must leave nothing behind.
+	if err := s.dispatch.Fits(job); err != nil {
+		return jobTooLarge(err)
+	}
 	if !s.presence.Available(job.Region, job.Language) {
 		return newError(http.StatusServiceUnavailable, "no_runner",
 			"no runner serves %s in region %s right now; try again shortly", job.Language, job.Region)
@@ -88,7 +96,7 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 			return &Error{Status: http.StatusServiceUnavailable, Code: "queue_full",
 				Message: "the job queue is full; try again shortly", RetryAfter: 5}
 		}
-		return err
+		return jobTooLarge(err)
 	}
 	if !wait {
 		return c.Status(http.StatusAccepted).JSON(fiber.Map{"succeeded": true, "jobId": job.JobID})
@@ -121,10 +129,9 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 	if req.Language == "" {
 		return nil, newError(http.StatusBadRequest, "invalid_input", "language is required")
 	}
-	lang, ok := s.catalog.Resolve(req.Language)
-	if !ok {
-		return nil, newError(http.StatusBadRequest, "unknown_language",
-			"language %q is not supported; GET /api/v1/languages lists them", req.Language)
+	lang, err := s.catalog.Find(req.Language)
+	if err != nil {
+		return nil, unknownLanguage(err)
 	}
 	var files []messages.File
 	switch version {
@@ -157,7 +164,7 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 	region := s.cfg.Region
 	if req.Region != "" {
 		if !subjects.Token(req.Region) {
-			return nil, newError(http.StatusBadRequest, "invalid_input", "region %q is not a valid region name", req.Region)
+			return nil, newError(http.StatusBadRequest, "invalid_input", "region %s is not a valid region name", excerpt.Quote(req.Region))
 		}
 		region = req.Region
 	}
@@ -166,12 +173,11 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 	}
 	var limits messages.Limits
 	if req.Limits != nil {
-		limits = *req.Limits
-		if limits.RunTimeMs < 0 || limits.CompileTimeMs < 0 || limits.MemoryBytes < 0 || limits.CPUMillis < 0 ||
-			limits.Pids < 0 || limits.OutputBytes < 0 {
-			return nil, newError(http.StatusBadRequest, "invalid_input", "limits must not be negative")
+		// Refused here, as a client's mistake; the runner would raise them to the minimum.
+		if err := s.catalog.CheckRequest(lang, *req.Limits); err != nil {
+			return nil, newError(http.StatusBadRequest, "invalid_limits", "%s", err.Error())
 		}
-		limits = s.catalog.Effective(lang, limits)
+		limits = s.catalog.Effective(lang, *req.Limits)
 	}
 	id, err := newJobID()
 	if err != nil {
@@ -193,6 +199,25 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 	}, nil
 }
 
+// jobTooLarge answers a *dispatch.TooLargeError with 413 job_too_large; other errors pass.
+func jobTooLarge(err error) error {
+	var tl *dispatch.TooLargeError
+	if errors.As(err, &tl) {
+		return newError(http.StatusRequestEntityTooLarge, "job_too_large",
+			"the job is %d bytes once encoded as JSON, over the limit of %d bytes (a control character in code or stdin takes 6 bytes once escaped)",
+			tl.Bytes, tl.Max)
+	}
+	return err
+}
+
+// unknownLanguage answers a name the catalog does not know (see languages.Find).
+func unknownLanguage(err error) error {
+	if errors.Is(err, languages.ErrUnknown) {
+		return newError(http.StatusBadRequest, "unknown_language", "%s; GET /api/v1/languages lists them", err.Error())
+	}
+	return err
+}
+
 func newJobID() (string, error) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
@@ -212,9 +237,16 @@ func decodeStrict(body []byte, v any) error {
 		case errors.As(err, &syntax), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return newError(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
 		case errors.As(err, &typeErr):
-			return newError(http.StatusBadRequest, "invalid_input", "field %q has the wrong type", typeErr.Field)
+			return newError(http.StatusBadRequest, "invalid_input", "field %s has the wrong type", excerpt.Quote(typeErr.Field))
 		}
-		return newError(http.StatusBadRequest, "invalid_input", "%s", err.Error())
+		// The decoder quotes an unknown field whole, however long: quote an excerpt.
+		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			if name, uerr := strconv.Unquote(field); uerr == nil {
+				field = name
+			}
+			return newError(http.StatusBadRequest, "invalid_input", "unknown field %s", excerpt.Quote(field))
+		}
+		return newError(http.StatusBadRequest, "invalid_input", "%s", excerpt.Cut(err.Error(), 2*excerpt.MaxBytes))
 	}
 	if dec.More() {
 		return newError(http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
@@ -227,7 +259,7 @@ func (s *Server) job(c *fiber.Ctx) error {
 	jobID := c.Params("jobId")
 	owner, err := s.dispatch.OwnerOf(c.UserContext(), jobID)
 	if errors.Is(err, dispatch.ErrNotFound) || (err == nil && owner != userID(c)) {
-		return newError(http.StatusNotFound, "not_found", "no job %s", jobID)
+		return newError(http.StatusNotFound, "not_found", "no job %s", excerpt.Quote(jobID))
 	}
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ type languageView struct {
 	Aliases   []string        `json:"aliases"`
 	Limits    messages.Limits `json:"limits"`
 	MaxLimits messages.Limits `json:"maxLimits"`
+	MinLimits messages.Limits `json:"minLimits"`
 	Available bool            `json:"available"`
 }
 
@@ -43,6 +44,7 @@ func (s *Server) languages(c *fiber.Ctx) error {
 			Aliases:   aliases,
 			Limits:    s.catalog.Defaults(l),
 			MaxLimits: s.catalog.Maximums(l),
+			MinLimits: s.catalog.Minimums(l),
 			Available: s.presence.Available(region, l.Name),
 		})
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
@@ -55,7 +56,7 @@ func (s *Server) listKeys(c *fiber.Ctx) error {
 func (s *Server) revokeKey(c *fiber.Ctx) error {
 	id := c.Params("id")
 	if !idLike(id) {
-		return newError(http.StatusNotFound, "not_found", "no api key %s", id)
+		return newError(http.StatusNotFound, "not_found", "no api key %s", excerpt.Quote(id))
 	}
 	revoked, err := rpc.Call[messages.KeyRevokeRequest, messages.CredentialRevoked](c.UserContext(), s.nc, subjects.KeyRevoke,
 		messages.KeyRevokeRequest{V: messages.Version, UserID: userID(c), KeyID: id})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
@@ -36,10 +37,9 @@ func (s *Server) validateProject(in *projectInput) (messages.ProjectRequest, err
 	if in.Language == "" {
 		return messages.ProjectRequest{}, newError(http.StatusBadRequest, "invalid_input", "language is required")
 	}
-	lang, ok := s.catalog.Resolve(in.Language)
-	if !ok {
-		return messages.ProjectRequest{}, newError(http.StatusBadRequest, "unknown_language",
-			"language %q is not supported; GET /api/v1/languages lists them", in.Language)
+	lang, err := s.catalog.Find(in.Language)
+	if err != nil {
+		return messages.ProjectRequest{}, unknownLanguage(err)
 	}
 	if err := checkFiles(in.Files); err != nil {
 		return messages.ProjectRequest{}, err
@@ -62,7 +62,7 @@ func checkFiles(files []messages.File) error {
 func projectID(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
 	if !idLike(id) {
-		return "", newError(http.StatusNotFound, "not_found", "no project %s", id)
+		return "", newError(http.StatusNotFound, "not_found", "no project %s", excerpt.Quote(id))
 	}
 	return id, nil
 }

@@ -21,6 +21,7 @@ import (
 
 // Dispatcher publishes jobs and waits for results (see package dispatch).
 type Dispatcher interface {
+	Fits(job *messages.Job) error
 	Submit(ctx context.Context, job *messages.Job, wait bool) error
 	Abandon(ctx context.Context, job *messages.Job, reason string) error
 	Wait(ctx context.Context, jobID string, timeout time.Duration) (messages.Result, error)

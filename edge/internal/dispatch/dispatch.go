@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -26,7 +27,11 @@ var (
 	ErrNotFound    = errors.New("job not found")
 )
 
-const jsErrStoreFailed jetstream.ErrorCode = 10077
+// JetStream API error codes (nats-server's errors.json).
+const (
+	jsErrStoreFailed     jetstream.ErrorCode = 10077 // the stream refused the message (full)
+	jsErrMessageTooLarge jetstream.ErrorCode = 10054 // message size exceeds maximum allowed
+)
 
 // PollInterval is how often a waiter also reads the result stream, in case a notification
 // was lost (an edge reconnecting, say).
@@ -44,6 +49,8 @@ type Dispatcher struct {
 	sub     *nats.Subscription
 	index   jetstream.KeyValue
 	results jetstream.Stream
+	// jobMaxMsgSize is the job stream's maximum message size, read at Start (≤ 0: none).
+	jobMaxMsgSize int
 }
 
 // New returns a dispatcher for the edge named edgeID.
@@ -63,6 +70,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return fmt.Errorf("bind result stream: %w", err)
 	}
 	d.results = results
+	jobs, err := d.js.Stream(ctx, subjects.JobsStream)
+	if err != nil {
+		return fmt.Errorf("bind job stream: %w", err)
+	}
+	d.jobMaxMsgSize = int(jobs.CachedInfo().Config.MaxMsgSize)
 	sub, err := d.nc.Subscribe(subjects.NotifyAll(d.edgeID), d.onNotify)
 	if err != nil {
 		return fmt.Errorf("subscribe to notifications: %w", err)
@@ -106,10 +118,68 @@ type Owner struct {
 	SubmittedAt time.Time `json:"submittedAt"`
 }
 
+// TooLargeError is a job that cannot be published: once encoded it exceeds the largest
+// message the job stream (or the NATS connection) takes. JSON escaping swells a job: a
+// control byte in code or stdin takes six.
+type TooLargeError struct {
+	Bytes int // the job's encoded size, headers allowed for
+	Max   int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("job of %d bytes once encoded: the job stream takes at most %d", e.Bytes, e.Max)
+}
+
+// headerAllowance covers the headers published with a job (Nats-Msg-Id), which count
+// toward both the stream's maximum message size and the connection's maximum payload.
+const headerAllowance = 256
+
+// MaxJobBytes is the largest encoded job this dispatcher can publish: the smaller of the
+// job stream's maximum message size and the connection's maximum payload.
+func (d *Dispatcher) MaxJobBytes() int {
+	max := int(d.nc.MaxPayload())
+	if d.jobMaxMsgSize > 0 && (max <= 0 || d.jobMaxMsgSize < max) {
+		max = d.jobMaxMsgSize
+	}
+	return max
+}
+
+func (d *Dispatcher) checkSize(encoded int) error {
+	size, max := encoded+headerAllowance, d.MaxJobBytes()
+	if max > 0 && size > max {
+		return &TooLargeError{Bytes: size, Max: max}
+	}
+	return nil
+}
+
+// Fits reports a *TooLargeError when job, once priced and given its notify subject by
+// Submit, would be too large to publish. Callers check it before reserving money.
+func (d *Dispatcher) Fits(job *messages.Job) error {
+	probe := *job
+	probe.Notify = subjects.Notify(d.edgeID, job.JobID)
+	probe.PriceMicros = math.MaxInt64
+	body, err := json.Marshal(&probe)
+	if err != nil {
+		return fmt.Errorf("encode job: %w", err)
+	}
+	return d.checkSize(len(body))
+}
+
 // Submit records the job's owner, then publishes it. When wait is set, a waiter is
 // registered before publishing so that no result can arrive unheard; the caller must
-// then call Wait (which releases it) or Forget.
+// then call Wait (which releases it) or Forget. A job too large to publish is a
+// *TooLargeError, with nothing recorded.
 func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) error {
+	if wait {
+		job.Notify = subjects.Notify(d.edgeID, job.JobID)
+	}
+	body, err := json.Marshal(job)
+	if err != nil {
+		return fmt.Errorf("encode job: %w", err)
+	}
+	if err := d.checkSize(len(body)); err != nil {
+		return err
+	}
 	owner, err := json.Marshal(Owner{UserID: job.UserID, Language: job.Language, SubmittedAt: job.SubmittedAt})
 	if err != nil {
 		return fmt.Errorf("encode job owner: %w", err)
@@ -118,15 +188,9 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 		return fmt.Errorf("record job owner: %w", err)
 	}
 	if wait {
-		job.Notify = subjects.Notify(d.edgeID, job.JobID)
 		d.mu.Lock()
 		d.waiters[job.JobID] = make(chan messages.Result, 1)
 		d.mu.Unlock()
-	}
-	body, err := json.Marshal(job)
-	if err != nil {
-		d.Forget(job.JobID)
-		return fmt.Errorf("encode job: %w", err)
 	}
 	_, err = d.js.Publish(ctx, subjects.Jobs(job.Region, job.Language), body, jetstream.WithMsgID(job.JobID))
 	if err != nil {
@@ -135,6 +199,10 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStoreFailed {
 			return ErrQueueFull
+		}
+		// The limits changed under us (a stream updated, a server with a smaller payload).
+		if errors.Is(err, nats.ErrMaxPayload) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrMessageTooLarge) {
+			return &TooLargeError{Bytes: len(body) + headerAllowance, Max: d.MaxJobBytes()}
 		}
 		return fmt.Errorf("publish job: %w", err)
 	}

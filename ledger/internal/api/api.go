@@ -175,6 +175,7 @@ type Server struct {
 	h    *Handlers
 	m    *telemetry.Metrics
 	subs []*nats.Subscription
+	gate *rpc.Gate // bounds the requests handled at once, over all subjects
 
 	mu       sync.Mutex
 	closed   bool
@@ -183,7 +184,7 @@ type Server struct {
 
 // NewServer returns a Server for h on nc.
 func NewServer(nc *nats.Conn, h *Handlers, m *telemetry.Metrics, log *slog.Logger) *Server {
-	return &Server{nc: nc, h: h, m: m, log: log}
+	return &Server{nc: nc, h: h, m: m, log: log, gate: rpc.NewGate(rpc.DefaultMaxInFlight)}
 }
 
 // Start subscribes every subject in the ledger's queue group. Handlers run under ctx,
@@ -221,7 +222,7 @@ func handle[Req, Resp any](ctx context.Context, s *Server, subject string, fn fu
 		}
 		s.m.RPCDuration.WithLabelValues(subject, outcome).Observe(time.Since(start).Seconds())
 		return resp, err
-	})
+	}, rpc.WithGate(s.gate))
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", subject, err)
 	}
