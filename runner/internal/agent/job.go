@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
+	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/rpc"
@@ -83,15 +83,15 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 	}
 	log = log.With("job_id", job.JobID)
 	if err := a.check(&job, lang); err != nil {
-		log.Error("invalid job, terminated", "err", excerpt(err.Error()))
+		log.Error("invalid job, terminated", "err", logExcerpt(err.Error()))
 		a.metrics.Jobs.WithLabelValues(lang.Name, statusRejected).Inc()
 		if job.JobID != "" && subjects.Token(job.JobID) {
-			res := a.internalError(&job, int(md.NumDelivered), start, "invalid job: "+excerpt(err.Error()))
+			res := a.internalError(&job, int(md.NumDelivered), start, "invalid job: "+logExcerpt(err.Error()))
 			if err := a.publish(ctx, &job, res); err != nil {
 				log.Error("publish result of invalid job", "err", err)
 			}
 		}
-		_ = msg.TermWithReason("invalid job: " + excerpt(err.Error()))
+		_ = msg.TermWithReason("invalid job: " + logExcerpt(err.Error()))
 		return
 	}
 
@@ -137,7 +137,7 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 
 	res, err := a.execute(ctx, lang, msg, &job, int(md.NumDelivered))
 	if err != nil {
-		log.Warn("job failed on infrastructure", "err", excerpt(err.Error()))
+		log.Warn("job failed on infrastructure", "err", logExcerpt(err.Error()))
 		a.retry(ctx, msg, md, &job, start, err)
 		return
 	}
@@ -270,7 +270,7 @@ func (a *Agent) retry(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgM
 	rec := messages.DeadLetter{
 		V: messages.Version, JobID: job.JobID, UserID: job.UserID, Language: job.Language, Region: job.Region,
 		Subject: msg.Subject(), StreamSeq: md.Sequence.Stream, Consumer: md.Consumer, Deliveries: md.NumDelivered,
-		Reason: messages.DeadLetterInfrastructure, Detail: excerpt(cause.Error()), RunnerID: a.cfg.RunnerID, At: time.Now().UTC(),
+		Reason: messages.DeadLetterInfrastructure, Detail: logExcerpt(cause.Error()), RunnerID: a.cfg.RunnerID, At: time.Now().UTC(),
 	}
 	if err := a.recordDeadLetter(ctx, rec); err != nil {
 		log.Warn("record dead letter", "err", err)
@@ -278,11 +278,11 @@ func (a *Agent) retry(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgM
 	res := a.internalError(job, int(md.NumDelivered), start, "the platform failed to run the job")
 	if err := a.publish(ctx, job, res); err != nil {
 		// Leave it to AckWait: the dead-letter path picks it up after MaxDeliver.
-		log.Error("publish internal_error result on the last delivery", "err", err, "cause", excerpt(cause.Error()))
+		log.Error("publish internal_error result on the last delivery", "err", err, "cause", logExcerpt(cause.Error()))
 		return
 	}
 	a.metrics.Jobs.WithLabelValues(job.Language, string(res.Status)).Inc()
-	log.Error("job failed on every delivery: internal_error", "cause", excerpt(cause.Error()))
+	log.Error("job failed on every delivery: internal_error", "cause", logExcerpt(cause.Error()))
 	_ = msg.TermWithReason("infrastructure failure on the last delivery")
 }
 
@@ -327,7 +327,7 @@ func (a *Agent) publish(ctx context.Context, job *messages.Job, res messages.Res
 	case !subjects.IsNotify(job.Notify, job.JobID):
 		// A job names where its result goes; only the contract's notify subjects are
 		// written to, never another service's subject.
-		a.log.Warn("notify subject outside the contract; not notified", "job_id", job.JobID, "subject", excerpt(job.Notify))
+		a.log.Warn("notify subject outside the contract; not notified", "job_id", job.JobID, "subject", logExcerpt(job.Notify))
 	default:
 		if err := a.nc.Publish(job.Notify, data); err != nil {
 			a.log.Warn("notify", "job_id", job.JobID, "subject", job.Notify, "err", err)
@@ -374,13 +374,8 @@ func cutTail(s string, n int) (string, int) {
 // a dead letter or an error.
 const excerptBytes = 256
 
-// excerpt is the head of s, at most excerptBytes.
-func excerpt(s string) string {
-	if len(s) <= excerptBytes {
-		return s
-	}
-	return strings.ToValidUTF8(s[:excerptBytes], "") + "…"
-}
+// logExcerpt is the head of s, at most excerptBytes.
+func logExcerpt(s string) string { return excerpt.Cut(s, excerptBytes) }
 
 type storedResult struct {
 	data   []byte
