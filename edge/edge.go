@@ -73,8 +73,9 @@ type Edge struct {
 	log      *slog.Logger
 }
 
-// New builds an edge on nc. reg receives its metrics; gatherer is what /metrics serves.
-func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) (*Edge, error) {
+// New builds an edge on nc. reg receives its metrics; the caller serves them on a metrics
+// listener (see shared/metrics), never on the API's port.
+func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, log *slog.Logger) (*Edge, error) {
 	if cfg.Catalog == nil {
 		c, err := languages.Default()
 		if err != nil {
@@ -120,7 +121,7 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, gatherer promethe
 		log: log,
 	}
 	e.app, err = api.New(api.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken,
-		Credentials: e.creds, Limiter: e.limiter}, nc, cfg.Catalog, e.dispatch, e.presence, reg, gatherer, log)
+		Credentials: e.creds, Limiter: e.limiter}, nc, cfg.Catalog, e.dispatch, e.presence, reg, log)
 	if err != nil {
 		return nil, fmt.Errorf("build api: %w", err)
 	}

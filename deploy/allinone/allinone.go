@@ -41,6 +41,9 @@ type Instance struct {
 	// NATSURL is where other processes (extra runners) can reach this instance's NATS;
 	// empty when the embedded server does not listen on TCP.
 	NATSURL string
+	// MetricsURL is the base URL of the one metrics listener (GET MetricsURL+"/metrics")
+	// that serves every part's metrics, from cfg.MetricsAddr; empty when that is unset.
+	MetricsURL string
 
 	cancel  context.CancelFunc
 	done    <-chan struct{}
@@ -51,7 +54,8 @@ type Instance struct {
 }
 
 // Start brings the mesh up and returns once every part is serving. ln, when not nil, is
-// the edge's listener (tests pass 127.0.0.1:0); otherwise cfg.HTTPAddr is used.
+// the edge's listener (tests pass 127.0.0.1:0); otherwise cfg.HTTPAddr is used. With
+// cfg.MetricsAddr set, one listener there serves the metrics of every part.
 func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logger) (inst *Instance, err error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	inst = &Instance{cancel: cancel, done: runCtx.Done()}
@@ -92,6 +96,14 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 		return inst, err
 	}
 	reg := metrics.NewRegistry()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return inst, fmt.Errorf("listen metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+		inst.MetricsURL = "http://" + mln.Addr().String()
+		inst.run(runCtx, "metrics", func(ctx context.Context) error { return metrics.ServeListener(ctx, mln, reg) })
+	}
 
 	if cfg.Runs("accounts") {
 		nc, err := connect("codeexec-accounts")
@@ -142,7 +154,7 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 		}
 		ecfg := edge.ConfigFrom(cfg)
 		ecfg.Catalog = catalog
-		e, err := edge.New(ecfg, nc, reg, reg, log.With("service", "edge"))
+		e, err := edge.New(ecfg, nc, reg, log.With("service", "edge"))
 		if err != nil {
 			return inst, err
 		}

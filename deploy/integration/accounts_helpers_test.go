@@ -132,7 +132,11 @@ func secondEdge(t testing.TB, mesh *allinone.Instance, cfg config.Config) (strin
 	t.Cleanup(nc.Close)
 	reg := metrics.NewRegistry()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := edge.New(edge.ConfigFrom(cfg), nc, reg, reg, log)
+	e, err := edge.New(edge.ConfigFrom(cfg), nc, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,10 +147,15 @@ func secondEdge(t testing.TB, mesh *allinone.Instance, cfg config.Config) (strin
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Serve(ctx, ln) }()
+	metricsDone := make(chan error, 1)
+	go func() { metricsDone <- metrics.ServeListener(ctx, mln, reg) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("second edge: %v", err)
+		}
+		if err := <-metricsDone; err != nil {
+			t.Errorf("second edge's metrics: %v", err)
 		}
 	})
 	base := "http://" + ln.Addr().String()
@@ -157,7 +166,8 @@ func secondEdge(t testing.TB, mesh *allinone.Instance, cfg config.Config) (strin
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	scrape := func() string { return do(t, base, "GET", "/metrics", creds{}, nil).text() }
+	metricsBase := "http://" + mln.Addr().String()
+	scrape := func() string { return do(t, metricsBase, "GET", "/metrics", creds{}, nil).text() }
 	return base, scrape
 }
 

@@ -34,6 +34,7 @@ func startMesh(t testing.TB, dataDir string, tune func(*config.Config)) *allinon
 	cfg.RunnerSlots = 2
 	cfg.WaitTimeout = 60 * time.Second
 	cfg.AnonRateBurst = 10_000 // tests register and log in many times from one address
+	cfg.MetricsAddr = "127.0.0.1:0"
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -112,3 +112,29 @@ func TestInputRefusals(t *testing.T) {
 		t.Fatalf("1 MiB of plain stdin at the minimum limits: got %d %.300s, want 202", a.status, a.body)
 	}
 }
+
+// TestMetricsAreOffTheAPIPort: the public API port answers /metrics with 404; the
+// all-in-one's one metrics listener serves the edge's metrics and the other parts'.
+func TestMetricsAreOffTheAPIPort(t *testing.T) {
+	mesh := startMesh(t, t.TempDir(), func(c *config.Config) {
+		c.Services = []string{"accounts", "ledger", "edge"}
+		c.Languages = nil
+	})
+	registerUser(t, mesh.URL) // something for the edge and accounts to count
+	a := do(t, mesh.URL, "GET", "/metrics", creds{}, nil)
+	if a.status != 404 || a.errorCode() != "not_found" {
+		t.Fatalf("GET /metrics on the API port: got %d %.200s, want 404 not_found", a.status, a.body)
+	}
+	if mesh.MetricsURL == "" || mesh.MetricsURL == mesh.URL {
+		t.Fatalf("metrics URL %q: want a listener of its own, not the API's %q", mesh.MetricsURL, mesh.URL)
+	}
+	m := do(t, mesh.MetricsURL, "GET", "/metrics", creds{}, nil)
+	if m.status != 200 {
+		t.Fatalf("GET /metrics on the metrics listener: got %d, want 200", m.status)
+	}
+	for _, metric := range []string{"codeexec_edge_http_requests_total", "codeexec_accounts_registrations_total"} {
+		if !strings.Contains(m.text(), metric) {
+			t.Errorf("the metrics listener does not serve %s", metric)
+		}
+	}
+}

@@ -26,13 +26,13 @@ func TestAuthAndLimitLatency(t *testing.T) {
 	run() // warm: the key is cached, the limit states are known to this edge
 
 	const n = 40
-	before := do(t, base, "GET", "/metrics", creds{}, nil).text()
+	before := do(t, mesh.MetricsURL, "GET", "/metrics", creds{}, nil).text()
 	start := time.Now()
 	for range n {
 		run()
 	}
 	wall := time.Since(start)
-	after := do(t, base, "GET", "/metrics", creds{}, nil).text()
+	after := do(t, mesh.MetricsURL, "GET", "/metrics", creds{}, nil).text()
 	mean := func(metric string, labels ...string) (time.Duration, float64) {
 		sum := metricValue(after, metric+"_sum", labels...) - metricValue(before, metric+"_sum", labels...)
 		count := metricValue(after, metric+"_count", labels...) - metricValue(before, metric+"_count", labels...)
@@ -54,12 +54,12 @@ func TestAuthAndLimitLatency(t *testing.T) {
 
 	// The miss path: a key this edge has not seen asks accounts.
 	const misses = 20
-	before = do(t, base, "GET", "/metrics", creds{}, nil).text()
+	before = do(t, mesh.MetricsURL, "GET", "/metrics", creds{}, nil).text()
 	for range misses {
 		k := registerUser(t, base)
 		expect(t, do(t, base, "GET", "/api/wallet", creds{key: k.APIKey}, nil), 200, "", "wallet with a new key")
 	}
-	after = do(t, base, "GET", "/metrics", creds{}, nil).text()
+	after = do(t, mesh.MetricsURL, "GET", "/metrics", creds{}, nil).text()
 	miss, missN := mean("codeexec_edge_auth_seconds", `check="miss"`)
 	if missN != misses {
 		t.Fatalf("got %v uncached auths, want %d", missN, misses)

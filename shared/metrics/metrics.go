@@ -1,5 +1,5 @@
 // Package metrics holds CodeExec's Prometheus helpers: one registry per service and a
-// /metrics listener for services that have no HTTP server of their own.
+// /metrics listener, which every service (the edge included) serves off its API port.
 package metrics
 
 import (

@@ -13,6 +13,10 @@ import (
 	"github.com/codeexec/codeexec/shared/config"
 )
 
+// defaultMetricsAddr serves the metrics of every part without CODEEXEC_METRICS_ADDR, off
+// the public API port (the standalone edge's default too).
+const defaultMetricsAddr = "127.0.0.1:9100"
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "codeexec:", err)
@@ -29,6 +33,9 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	if cfg.MetricsAddr == "" {
+		cfg.MetricsAddr = defaultMetricsAddr
+	}
 	inst, err := allinone.Start(ctx, cfg, nil, log)
 	if err != nil {
 		return err
@@ -41,6 +48,7 @@ Get an API key:
 Stop with Ctrl-C.
 `, inst.URL, cfg.DataDir)
 	}
+	log.Info("metrics of every part", "url", inst.MetricsURL+"/metrics")
 	if inst.NATSURL != "" {
 		log.Info("embedded NATS accepts clients", "url", inst.NATSURL)
 	}

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,10 @@ import (
 	"github.com/codeexec/codeexec/shared/metrics"
 	"github.com/codeexec/codeexec/shared/natsconn"
 )
+
+// defaultMetricsAddr is where /metrics is served without CODEEXEC_METRICS_ADDR: off the
+// public API port.
+const defaultMetricsAddr = "127.0.0.1:9100"
 
 func main() {
 	if err := run(); err != nil {
@@ -42,16 +47,22 @@ func run() error {
 	reg := metrics.NewRegistry()
 	ecfg := edge.ConfigFrom(cfg)
 	ecfg.Catalog = catalog
-	e, err := edge.New(ecfg, nc, reg, reg, log)
+	e, err := edge.New(ecfg, nc, reg, log)
 	if err != nil {
 		return err
 	}
-	if cfg.MetricsAddr != "" {
-		go func() {
-			if err := metrics.Serve(ctx, cfg.MetricsAddr, reg); err != nil {
-				log.Error("metrics listener", "err", err)
-			}
-		}()
+	addr := cfg.MetricsAddr
+	if addr == "" {
+		addr = defaultMetricsAddr
 	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen metrics on %s: %w", addr, err)
+	}
+	go func() {
+		if err := metrics.ServeListener(ctx, ln, reg); err != nil {
+			log.Error("metrics listener", "err", err)
+		}
+	}()
 	return e.Run(ctx, cfg.HTTPAddr)
 }

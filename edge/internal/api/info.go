@@ -7,12 +7,9 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/codeexec/codeexec/edge/internal/dispatch"
 	"github.com/codeexec/codeexec/shared/messages"
-	"github.com/codeexec/codeexec/shared/metrics"
 )
 
 type languageView struct {
@@ -72,7 +69,3 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, dispatch.ErrNotFound) }
-
-func metricsHandler(g prometheus.Gatherer) fiber.Handler {
-	return adaptor.HTTPHandler(metrics.Handler(g))
-}

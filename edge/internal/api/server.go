@@ -69,9 +69,10 @@ type apiMetrics struct {
 	execTime   *prometheus.HistogramVec
 }
 
-// New builds the Fiber app. reg receives the API's metrics; gatherer is served on /metrics.
+// New builds the Fiber app. reg receives the API's metrics, which are served on a metrics
+// listener of their own (CODEEXEC_METRICS_ADDR), never on the API's port.
 func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p Presence,
-	reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) (*fiber.App, error) {
+	reg prometheus.Registerer, log *slog.Logger) (*fiber.App, error) {
 	m := &apiMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "codeexec_edge_http_requests_total", Help: "HTTP requests by route, method and status.",
@@ -115,7 +116,6 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 	app.Use(s.observe)
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", metricsHandler(gatherer))
 
 	pub := app.Group("/api")
 	pub.Post("/register", s.limitAddress, s.register)
