@@ -2,15 +2,19 @@ package messages
 
 import "time"
 
-// CreditRequest asks the ledger (subjects.Credit) to add AmountMicros (> 0) to a user's
-// wallet. Idempotent per Reference: the same reference credits once; reusing it for another
-// user or amount is refused with the rpc code conflict.
+// CreditRequest asks the ledger (subjects.Credit) to add AmountMicros (1..MaxCreditMicros)
+// to a user's wallet. Idempotent per Reference: the same reference credits once; reusing it
+// for another user or amount is refused with the rpc code conflict. Other refusals:
+// invalid_input (the amount, or a balance that would overflow), not_found (no wallet).
 type CreditRequest struct {
 	V            int    `json:"v"`
 	UserID       string `json:"userId"`
 	AmountMicros int64  `json:"amountMicros"`
 	Reference    string `json:"reference"`
 }
+
+// MaxCreditMicros bounds one credit: $1,000,000.
+const MaxCreditMicros int64 = 1_000_000_000_000
 
 // CreditReply is the wallet after the credit. Duplicate is true when the reference had
 // been credited before (nothing new was added).
