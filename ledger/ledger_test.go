@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -649,6 +650,84 @@ func TestCreditRefusals(t *testing.T) {
 		t.Fatalf("credit for a user with no wallet wrote %d entries (%v)", len(es), err)
 	}
 	verify(t, db, "gus")
+}
+
+// Usage answers a page whose records hold more output than MaxUsageReplyBytes in a reply
+// within it (fitPage's own test goes past the NATS payload), and refuses pages too deep
+// to skip to. The records stay small enough for FerretDB to read them quickly.
+func TestUsagePages(t *testing.T) {
+	srv, nc, _ := embeddedtest.NATS(t)
+	db := testenv.Mongo(t)
+	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	rs := records.NewStore(db)
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 3
+	out := strings.Repeat("o", 700<<10) // 3 × 700 KiB: two records of it fit in no reply
+	for i := range n {
+		res := result("hugo", fmt.Sprintf("big-%d", i), messages.StatusSucceeded)
+		res.Stdout, res.Stderr = out, "tail"
+		if _, err := rs.Insert(t.Context(), records.FromResult(res, price, "local", t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	usage := func(page, pageSize int) (messages.UsageReply, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		return rpc.Call[messages.UsageRequest, messages.UsageReply](ctx, nc, subjects.Usage,
+			messages.UsageRequest{V: messages.Version, UserID: "hugo", Page: page, PageSize: pageSize})
+	}
+	tests := []struct {
+		name           string
+		page, pageSize int
+		wantCode       string
+		wantRecords    int
+		wantTruncated  int
+	}{
+		{name: "page over the reply limit", page: 1, pageSize: 20, wantRecords: n, wantTruncated: n - 1},
+		{name: "second page", page: 2, pageSize: 2, wantRecords: 1},
+		{name: "max int64 page", page: math.MaxInt64, pageSize: 20, wantCode: rpc.CodeInvalidInput},
+		{name: "page past the deepest offset", page: messages.MaxUsageOffset/20 + 2, pageSize: 20, wantCode: rpc.CodeInvalidInput},
+		{name: "negative page", page: -1, pageSize: 20, wantCode: rpc.CodeInvalidInput},
+		{name: "pageSize over 100", page: 1, pageSize: 101, wantCode: rpc.CodeInvalidInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := usage(tt.page, tt.pageSize)
+			if tt.wantCode != "" {
+				if !rpc.IsCode(err, tt.wantCode) {
+					t.Fatalf("usage: got %v, want %s", err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("usage: %v", err)
+			}
+			b, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > messages.MaxUsageReplyBytes {
+				t.Fatalf("reply is %d bytes, over %d", len(b), messages.MaxUsageReplyBytes)
+			}
+			if len(r.Records) != tt.wantRecords || r.More || r.Totals.Executions != n {
+				t.Fatalf("got %d records (more %v, %d executions), want %d of %d", len(r.Records), r.More, r.Totals.Executions, tt.wantRecords, n)
+			}
+			truncated := 0
+			for _, rec := range r.Records {
+				if !strings.HasPrefix(out, rec.Stdout) || rec.PriceMicros != price {
+					t.Fatalf("record %s: %d bytes of stdout, not a prefix of the output", rec.JobID, len(rec.Stdout))
+				}
+				if rec.Truncated {
+					truncated++
+				} else if rec.Stdout != out || rec.Stderr != "tail" || len(rec.Files) != 1 {
+					t.Fatalf("record %s: cut but not marked truncated", rec.JobID)
+				}
+			}
+			if truncated != tt.wantTruncated {
+				t.Fatalf("got %d truncated records, want %d", truncated, tt.wantTruncated)
+			}
+		})
+	}
 }
 
 func metric(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
