@@ -539,6 +539,7 @@ func TestResultWithoutReserveNeverGoesBelowZero(t *testing.T) {
 	publish(t, js, res, "again")
 	// A user who has no wallet: nothing can be written, all of it is unpaid.
 	publish(t, js, result("ghost", "internal-2", messages.StatusSucceeded), "res-internal-2")
+	publish(t, js, result("ghost", "internal-2", messages.StatusSucceeded), "again-internal-2")
 	waitSettled(t, js, db, 2)
 
 	w := walletOf(t, nc, "erin")
