@@ -4,11 +4,11 @@
 //
 // It answers, in queue group "ledger":
 //
-//	ledger.reserve      messages.ReserveRequest    → messages.ReserveReply (or insufficient_funds)
+//	ledger.reserve      messages.ReserveRequest    → messages.ReserveReply (the job's open hold; or insufficient_funds, not_found, hold_closed, conflict)
 //	ledger.wallet       messages.WalletRequest     → messages.WalletReply (opens the wallet on first sight)
 //	ledger.wallet.open  messages.OpenWalletRequest → messages.WalletReply
-//	ledger.credit       messages.CreditRequest     → messages.CreditReply (admin credit, once per reference)
-//	ledger.usage        messages.UsageRequest      → messages.UsageReply (execution records, newest first)
+//	ledger.credit       messages.CreditRequest     → messages.CreditReply (admin credit, once per reference; bounded, wallet required)
+//	ledger.usage        messages.UsageRequest      → messages.UsageReply (execution records, newest first, at most MaxUsageReplyBytes)
 //
 // and pulls exec.results.> through the durable consumer "ledger-charges" of the RESULTS
 // stream, which the provisioner (shared/streams.Ensure) must have created.

@@ -3,9 +3,12 @@ package ledger_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,6 +97,17 @@ func reserve(ctx context.Context, nc *nats.Conn, user, job, lang string) (messag
 	defer cancel()
 	return rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, nc, subjects.Reserve,
 		messages.ReserveRequest{V: messages.Version, UserID: user, JobID: job, Language: lang})
+}
+
+// openWallets opens users' wallets as accounts does at registration.
+func openWallets(t *testing.T, nc *nats.Conn, users ...string) {
+	t.Helper()
+	for _, u := range users {
+		if _, err := rpc.Call[messages.OpenWalletRequest, messages.WalletReply](t.Context(), nc, subjects.WalletOpen,
+			messages.OpenWalletRequest{V: messages.Version, UserID: u}); err != nil {
+			t.Fatalf("open wallet of %s: %v", u, err)
+		}
+	}
 }
 
 func walletOf(t *testing.T, nc *nats.Conn, user string) messages.WalletReply {
@@ -215,6 +229,108 @@ func TestConcurrentReservesNeverOverspend(t *testing.T) {
 	}
 }
 
+// Reserve is the publisher's reservation and the runner's pre-run check: an open hold
+// comes back as it is with the time it has left on the ledger's clock; a closed one, a
+// user with no wallet and someone else's job are refused, and nothing is written.
+func TestReserve(t *testing.T) {
+	var clock atomic.Int64
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock.Store(t0.UnixNano())
+	srv, nc, _ := embeddedtest.NATS(t)
+	db := testenv.Mongo(t)
+	cfg := testConfig(2 * price)
+	cfg.HoldTTL = 15 * time.Minute
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	start(t, cfg, embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	store := wallet.NewStore(db, wallet.Options{Now: cfg.Now}) // another ledger process
+	at := func(d time.Duration) { clock.Store(t0.Add(d).UnixNano()) }
+	held := func(t *testing.T, user, job string) {
+		t.Helper()
+		if _, err := reserve(t.Context(), nc, user, job, "python"); err != nil {
+			t.Fatalf("reserve %s for %s: %v", job, user, err)
+		}
+	}
+	closed := func(t *testing.T, user, job string, charge bool) {
+		t.Helper()
+		if _, err := store.Close(t.Context(), job, user, charge, price, wallet.ReasonResult); err != nil {
+			t.Fatalf("close %s: %v", job, err)
+		}
+	}
+	tests := []struct {
+		name          string
+		user          string
+		setup         func(t *testing.T, user, job string)
+		now           time.Duration // the ledger's clock when reserve is asked again
+		wantCode      string        // "": the job's hold
+		wantRemaining time.Duration
+		wantBalance   int64
+	}{
+		{name: "new hold", user: "u-new", setup: func(*testing.T, string, string) {}, wantRemaining: 15 * time.Minute, wantBalance: price},
+		{name: "open hold as it is", user: "u-open", setup: held, now: 5 * time.Minute,
+			wantRemaining: 10 * time.Minute, wantBalance: price},
+		{name: "open hold past its TTL, not swept yet", user: "u-late", setup: held, now: 20 * time.Minute, wantBalance: price},
+		{name: "no wallet", user: "u-ghost", setup: func(*testing.T, string, string) {}, wantCode: rpc.CodeNotFound},
+		{name: "someone else's job", user: "u-other", setup: func(t *testing.T, _, job string) { held(t, "u-owner", job) },
+			wantCode: rpc.CodeConflict},
+		{name: "charged", user: "u-charged", setup: func(t *testing.T, u, job string) { held(t, u, job); closed(t, u, job, true) },
+			wantCode: rpc.CodeHoldClosed},
+		{name: "released", user: "u-released", setup: func(t *testing.T, u, job string) { held(t, u, job); closed(t, u, job, false) },
+			wantCode: rpc.CodeHoldClosed},
+		{name: "expired", user: "u-expired", setup: func(t *testing.T, u, job string) {
+			at(-time.Hour) // older than the other cases' holds, so the sweep takes it alone
+			held(t, u, job)
+			if n, err := store.ExpireHolds(t.Context(), t0.Add(-time.Minute)); err != nil || n != 1 {
+				t.Fatalf("expire: %d %v", n, err)
+			}
+		}, wantCode: rpc.CodeHoldClosed},
+		{name: "charged without a hold", user: "u-direct", setup: func(t *testing.T, u, job string) { closed(t, u, job, true) },
+			wantCode: rpc.CodeHoldClosed},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := fmt.Sprintf("job-%d", i)
+			at(0)
+			if tt.user != "u-ghost" {
+				openWallets(t, nc, tt.user, "u-owner")
+			}
+			tt.setup(t, tt.user, job)
+			at(tt.now)
+			before, err := store.Entries(t.Context(), tt.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := reserve(t.Context(), nc, tt.user, job, "python")
+			if tt.wantCode != "" {
+				if !rpc.IsCode(err, tt.wantCode) {
+					t.Fatalf("reserve: got %v, want %s", err, tt.wantCode)
+				}
+				if after, err := store.Entries(t.Context(), tt.user); err != nil || len(after) != len(before) {
+					t.Fatalf("refused reserve: %d entries before, %d after (%v)", len(before), len(after), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("reserve: %v", err)
+			}
+			want := messages.ReserveReply{V: messages.Version, PriceMicros: price, BalanceMicros: tt.wantBalance,
+				HoldRemainingMs: tt.wantRemaining.Milliseconds()}
+			if r != want {
+				t.Fatalf("reserve: got %+v, want %+v", r, want)
+			}
+			if sum := verify(t, db, tt.user); sum.HeldMicros != price {
+				t.Fatalf("held: got %d, want one hold of %d", sum.HeldMicros, price)
+			}
+		})
+	}
+	_, err := reserve(t.Context(), nc, "u-ghost", "job-x", "python")
+	if e := (*rpc.Error)(nil); !errors.As(err, &e) || e.Message != "no wallet for this user" {
+		t.Fatalf("reserve with no wallet: got %v, want the message %q", err, "no wallet for this user")
+	}
+	if n, err := store.OpenHolds(t.Context()); err != nil || n != 4 {
+		t.Fatalf("open holds: got %d (%v), want 4 (new, open, late and the owner's)", n, err)
+	}
+}
+
 // Measures one reserve round trip (NATS request, ledger, FerretDB) with a warm wallet.
 func TestReserveLatency(t *testing.T) {
 	const n = 50
@@ -247,6 +363,7 @@ func TestChargesExactlyOnceAcrossReplaysAndRestarts(t *testing.T) {
 	cfg := testConfig(jobs * price)
 	ledgerConn := embeddedtest.Connect(t, srv, "ledger-a")
 	stop := start(t, cfg, ledgerConn, db, reg)
+	openWallets(t, nc, "bob")
 
 	status := func(i int) messages.Status {
 		if i%5 == 0 {
@@ -335,6 +452,7 @@ func TestInternalErrorIsNotCharged(t *testing.T) {
 	srv, nc, js := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
 	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	openWallets(t, nc, "carol")
 
 	if _, err := reserve(t.Context(), nc, "carol", "job-ie", "python"); err != nil {
 		t.Fatal(err)
@@ -371,6 +489,7 @@ func TestExpiredHoldIsReleasedAndLateResultNotCharged(t *testing.T) {
 	cfg.SweepInterval = 20 * time.Millisecond
 	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
 	start(t, cfg, embeddedtest.Connect(t, srv, "ledger"), db, reg)
+	openWallets(t, nc, "dave")
 
 	if _, err := reserve(t.Context(), nc, "dave", "stuck", "python"); err != nil {
 		t.Fatal(err)
@@ -401,11 +520,15 @@ func TestExpiredHoldIsReleasedAndLateResultNotCharged(t *testing.T) {
 	verify(t, db, "dave")
 }
 
-// An internal publisher that did not reserve is charged the result's price directly.
-func TestResultWithoutReserveChargesDirectly(t *testing.T) {
+// A job that ran with no hold (an internal publisher that did not reserve) pays what its
+// wallet has, never more: a wallet holding less than the price ends at zero, never below,
+// charged once though the result comes twice; the shortfall is counted as unpaid.
+func TestResultWithoutReserveNeverGoesBelowZero(t *testing.T) {
 	srv, nc, js := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
-	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, reg)
+	openWallets(t, nc, "erin")
 	// A poison message is terminated, not retried forever, and does not block the rest.
 	if _, err := js.Publish(t.Context(), subjects.Results("garbage"), []byte("not json")); err != nil {
 		t.Fatal(err)
@@ -414,22 +537,55 @@ func TestResultWithoutReserveChargesDirectly(t *testing.T) {
 	res.PriceMicros = 25_000
 	publish(t, js, res, "res-internal-1")
 	publish(t, js, res, "again")
-	waitSettled(t, js, db, 1)
+	// A user who has no wallet: nothing can be written, all of it is unpaid.
+	publish(t, js, result("ghost", "internal-2", messages.StatusSucceeded), "res-internal-2")
+	publish(t, js, result("ghost", "internal-2", messages.StatusSucceeded), "again-internal-2")
+	waitSettled(t, js, db, 2)
+
 	w := walletOf(t, nc, "erin")
-	if w.BalanceMicros != price-25_000 {
-		t.Fatalf("balance: got %d, want %d", w.BalanceMicros, price-25_000)
+	if w.BalanceMicros != 0 || w.HeldMicros != 0 {
+		t.Fatalf("wallet: got balance %d held %d, want 0 and 0", w.BalanceMicros, w.HeldMicros)
 	}
-	r, _, err := records.NewStore(db).Get(t.Context(), "internal-1")
-	if err != nil || r.PriceMicros != 25_000 || len(r.Files) != 1 || r.Stdout != "hi\n" {
-		t.Fatalf("record: %+v %v, want price 25000 with code and output (saveMetric)", r, err)
+	es, err := wallet.NewStore(db, wallet.Options{}).Entries(t.Context(), "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	charges := 0
+	for _, e := range es {
+		if e.AvailableMicros < 0 {
+			t.Fatalf("entry %s: available %d below zero", e.ID, e.AvailableMicros)
+		}
+		if e.Kind == wallet.KindCharge {
+			charges++
+			if e.ChargedMicros() != price || e.UnpaidMicros != 25_000-price {
+				t.Fatalf("charge: took %d left %d unpaid, want %d and %d", e.ChargedMicros(), e.UnpaidMicros, price, 25_000-price)
+			}
+		}
+	}
+	if charges != 1 {
+		t.Fatalf("got %d charges, want 1", charges)
 	}
 	verify(t, db, "erin")
+	if ghost, err := wallet.NewStore(db, wallet.Options{}).Entries(t.Context(), "ghost"); err != nil || len(ghost) != 0 {
+		t.Fatalf("user with no wallet: %d entries (%v), want none", len(ghost), err)
+	}
+	r, _, err := records.NewStore(db).Get(t.Context(), "internal-1")
+	if err != nil || r.PriceMicros != price || len(r.Files) != 1 || r.Stdout != "hi\n" {
+		t.Fatalf("record: %+v %v, want price %d (what was paid) with code and output (saveMetric)", r, err, price)
+	}
+	if r, _, err := records.NewStore(db).Get(t.Context(), "internal-2"); err != nil || r.PriceMicros != 0 {
+		t.Fatalf("record of the user with no wallet: %+v %v, want price 0", r, err)
+	}
+	if got, want := testutil.ToFloat64(metric(t, reg, "codeexec_ledger_unpaid_micros_total")), float64(25_000-price+price); got != want {
+		t.Fatalf("unpaid metric: got %v, want %v", got, want)
+	}
 }
 
 func TestCreditIsIdempotentPerReference(t *testing.T) {
 	srv, nc, _ := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
 	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	openWallets(t, nc, "frank")
 	credit := func(user string, amount int64, ref string) (messages.CreditReply, error) {
 		return rpc.Call[messages.CreditRequest, messages.CreditReply](t.Context(), nc, subjects.Credit,
 			messages.CreditRequest{V: messages.Version, UserID: user, AmountMicros: amount, Reference: ref})
@@ -449,6 +605,130 @@ func TestCreditIsIdempotentPerReference(t *testing.T) {
 		t.Fatalf("negative credit: got %v, want invalid_input", err)
 	}
 	verify(t, db, "frank")
+}
+
+// Admin credits are bounded, never overflow a balance, and need a wallet; a refusal
+// changes nothing.
+func TestCreditRefusals(t *testing.T) {
+	srv, nc, _ := embeddedtest.NATS(t)
+	db := testenv.Mongo(t)
+	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	openWallets(t, nc, "gus")
+	tests := []struct {
+		name     string
+		user     string
+		amount   int64
+		wantCode string
+	}{
+		{name: "max int64", user: "gus", amount: math.MaxInt64, wantCode: rpc.CodeInvalidInput},
+		{name: "over $1,000,000", user: "gus", amount: messages.MaxCreditMicros + 1, wantCode: rpc.CodeInvalidInput},
+		{name: "zero", user: "gus", amount: 0, wantCode: rpc.CodeInvalidInput},
+		{name: "negative", user: "gus", amount: -1, wantCode: rpc.CodeInvalidInput},
+		{name: "no wallet", user: "nobody", amount: 1, wantCode: rpc.CodeNotFound},
+		{name: "$1,000,000", user: "gus", amount: messages.MaxCreditMicros},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := walletOf(t, nc, "gus")
+			r, err := rpc.Call[messages.CreditRequest, messages.CreditReply](t.Context(), nc, subjects.Credit,
+				messages.CreditRequest{V: messages.Version, UserID: tt.user, AmountMicros: tt.amount, Reference: fmt.Sprintf("ref-%d", i)})
+			after := walletOf(t, nc, "gus")
+			if tt.wantCode != "" {
+				if !rpc.IsCode(err, tt.wantCode) {
+					t.Fatalf("credit %d: got %v, want %s", tt.amount, err, tt.wantCode)
+				}
+				if after != before {
+					t.Fatalf("refused credit changed the wallet: %+v, then %+v", before, after)
+				}
+				return
+			}
+			if err != nil || r.BalanceMicros != before.BalanceMicros+tt.amount {
+				t.Fatalf("credit: %+v %v, want balance %d", r, err, before.BalanceMicros+tt.amount)
+			}
+		})
+	}
+	if es, err := wallet.NewStore(db, wallet.Options{}).Entries(t.Context(), "nobody"); err != nil || len(es) != 0 {
+		t.Fatalf("credit for a user with no wallet wrote %d entries (%v)", len(es), err)
+	}
+	verify(t, db, "gus")
+}
+
+// Usage answers a page whose records hold more output than MaxUsageReplyBytes in a reply
+// within it (fitPage's own test goes past the NATS payload), and refuses pages too deep
+// to skip to. The records stay small enough for FerretDB to read them quickly.
+func TestUsagePages(t *testing.T) {
+	srv, nc, _ := embeddedtest.NATS(t)
+	db := testenv.Mongo(t)
+	start(t, testConfig(price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	rs := records.NewStore(db)
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 3
+	out := strings.Repeat("o", 700<<10) // 3 × 700 KiB: two records of it fit in no reply
+	for i := range n {
+		res := result("hugo", fmt.Sprintf("big-%d", i), messages.StatusSucceeded)
+		res.Stdout, res.Stderr = out, "tail"
+		if _, err := rs.Insert(t.Context(), records.FromResult(res, price, "local", t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	usage := func(page, pageSize int) (messages.UsageReply, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		return rpc.Call[messages.UsageRequest, messages.UsageReply](ctx, nc, subjects.Usage,
+			messages.UsageRequest{V: messages.Version, UserID: "hugo", Page: page, PageSize: pageSize})
+	}
+	tests := []struct {
+		name           string
+		page, pageSize int
+		wantCode       string
+		wantRecords    int
+		wantTruncated  int
+	}{
+		{name: "page over the reply limit", page: 1, pageSize: 20, wantRecords: n, wantTruncated: n - 1},
+		{name: "second page", page: 2, pageSize: 2, wantRecords: 1},
+		{name: "max int64 page", page: math.MaxInt64, pageSize: 20, wantCode: rpc.CodeInvalidInput},
+		{name: "page past the deepest offset", page: messages.MaxUsageOffset/20 + 2, pageSize: 20, wantCode: rpc.CodeInvalidInput},
+		{name: "negative page", page: -1, pageSize: 20, wantCode: rpc.CodeInvalidInput},
+		{name: "pageSize over 100", page: 1, pageSize: 101, wantCode: rpc.CodeInvalidInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := usage(tt.page, tt.pageSize)
+			if tt.wantCode != "" {
+				if !rpc.IsCode(err, tt.wantCode) {
+					t.Fatalf("usage: got %v, want %s", err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("usage: %v", err)
+			}
+			b, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > messages.MaxUsageReplyBytes {
+				t.Fatalf("reply is %d bytes, over %d", len(b), messages.MaxUsageReplyBytes)
+			}
+			if len(r.Records) != tt.wantRecords || r.More || r.Totals.Executions != n {
+				t.Fatalf("got %d records (more %v, %d executions), want %d of %d", len(r.Records), r.More, r.Totals.Executions, tt.wantRecords, n)
+			}
+			truncated := 0
+			for _, rec := range r.Records {
+				if !strings.HasPrefix(out, rec.Stdout) || rec.PriceMicros != price {
+					t.Fatalf("record %s: %d bytes of stdout, not a prefix of the output", rec.JobID, len(rec.Stdout))
+				}
+				if rec.Truncated {
+					truncated++
+				} else if rec.Stdout != out || rec.Stderr != "tail" || len(rec.Files) != 1 {
+					t.Fatalf("record %s: cut but not marked truncated", rec.JobID)
+				}
+			}
+			if truncated != tt.wantTruncated {
+				t.Fatalf("got %d truncated records, want %d", truncated, tt.wantTruncated)
+			}
+		})
+	}
 }
 
 func metric(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {

@@ -1,16 +1,23 @@
 package messages
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
-// CreditRequest asks the ledger (subjects.Credit) to add AmountMicros (> 0) to a user's
-// wallet. Idempotent per Reference: the same reference credits once; reusing it for another
-// user or amount is refused with the rpc code conflict.
+// CreditRequest asks the ledger (subjects.Credit) to add AmountMicros (1..MaxCreditMicros)
+// to a user's wallet. Idempotent per Reference: the same reference credits once; reusing it
+// for another user or amount is refused with the rpc code conflict. Other refusals:
+// invalid_input (the amount, or a balance that would overflow), not_found (no wallet).
 type CreditRequest struct {
 	V            int    `json:"v"`
 	UserID       string `json:"userId"`
 	AmountMicros int64  `json:"amountMicros"`
 	Reference    string `json:"reference"`
 }
+
+// MaxCreditMicros bounds one credit: $1,000,000.
+const MaxCreditMicros int64 = 1_000_000_000_000
 
 // CreditReply is the wallet after the credit. Duplicate is true when the reference had
 // been credited before (nothing new was added).
@@ -32,8 +39,30 @@ type UsageRequest struct {
 	PageSize int       `json:"pageSize"` // 1..MaxUsagePageSize
 }
 
-// MaxUsagePageSize bounds one page of usage.
-const MaxUsagePageSize = 100
+// Bounds of a usage query and of its answer.
+const (
+	// MaxUsagePageSize bounds one page of usage.
+	MaxUsagePageSize = 100
+	// MaxUsageOffset bounds how deep pages go: (page-1)*pageSize records skipped at most.
+	MaxUsageOffset = 100_000
+	// MaxUsageReplyBytes bounds the JSON encoding of one UsageReply, well under the NATS
+	// payload limit. Records are kept whole while they fit; then a record's stdout,
+	// stderr and files are cut to fit (the record says truncated), and a page whose bare
+	// records do not fit stops early (the reply says more).
+	MaxUsageReplyBytes = 1 << 20
+)
+
+// CheckPage refuses a page below 1, a pageSize outside 1..MaxUsagePageSize and a page
+// deeper than MaxUsageOffset records. Its message quotes no input beyond two numbers.
+func (r UsageRequest) CheckPage() error {
+	switch {
+	case r.Page < 1 || r.PageSize < 1 || r.PageSize > MaxUsagePageSize:
+		return fmt.Errorf("page must be at least 1 and pageSize 1 to %d", MaxUsagePageSize)
+	case r.Page-1 > MaxUsageOffset/r.PageSize:
+		return fmt.Errorf("page too deep: at most %d records can be skipped (page-1 times pageSize)", MaxUsageOffset)
+	}
+	return nil
+}
 
 // ExecutionRecord is one finished job as the usage endpoint shows it.
 type ExecutionRecord struct {
@@ -52,6 +81,9 @@ type ExecutionRecord struct {
 	Files       []File    `json:"files,omitempty"`
 	Stdout      string    `json:"stdout,omitempty"`
 	Stderr      string    `json:"stderr,omitempty"`
+	// Truncated: stdout, stderr or files were cut (or left out) to keep the reply within
+	// MaxUsageReplyBytes.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // UsageTotals sums the records of a period.
@@ -69,4 +101,8 @@ type UsageReply struct {
 	Page     int               `json:"page"`
 	PageSize int               `json:"pageSize"`
 	Totals   UsageTotals       `json:"totals"`
+	// More: the page stopped early, before pageSize records, to stay within
+	// MaxUsageReplyBytes: the records after these were left out. Ask again with a smaller
+	// pageSize to see them.
+	More bool `json:"more,omitempty"`
 }

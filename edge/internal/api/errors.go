@@ -62,6 +62,8 @@ func fromRPC(err error, what string) error {
 			return newError(http.StatusBadRequest, "invalid_input", "%s", e.Message)
 		case rpc.CodeConflict:
 			return newError(http.StatusConflict, "conflict", "%s", e.Message)
+		case rpc.CodeHoldClosed:
+			return newError(http.StatusConflict, "hold_closed", "%s", e.Message)
 		case rpc.CodeNotFound:
 			return newError(http.StatusNotFound, "not_found", "%s", e.Message)
 		case rpc.CodeInsufficientFunds:

@@ -30,12 +30,15 @@ func (s *Server) usage(c *fiber.Ctx) error {
 	if req.To, err = queryTime(c, "to"); err != nil {
 		return err
 	}
+	if err := req.CheckPage(); err != nil {
+		return newError(http.StatusBadRequest, "invalid_input", "%s", err.Error())
+	}
 	reply, err := rpc.Call[messages.UsageRequest, messages.UsageReply](c.UserContext(), s.nc, subjects.Usage, req)
 	if err != nil {
 		return fromRPC(err, "ledger")
 	}
 	return c.JSON(fiber.Map{"succeeded": true, "records": reply.Records, "page": reply.Page,
-		"pageSize": reply.PageSize, "totals": reply.Totals})
+		"pageSize": reply.PageSize, "totals": reply.Totals, "more": reply.More})
 }
 
 func queryInt(c *fiber.Ctx, name string, def int) (int, error) {
@@ -85,8 +88,8 @@ func (s *Server) adminCredit(c *fiber.Ctx) error {
 	switch {
 	case req.UserID == "" || len(req.UserID) > 64:
 		return newError(http.StatusBadRequest, "invalid_input", "userId is required")
-	case req.AmountMicros <= 0:
-		return newError(http.StatusBadRequest, "invalid_input", "amountMicros must be positive")
+	case req.AmountMicros < 1 || req.AmountMicros > messages.MaxCreditMicros:
+		return newError(http.StatusBadRequest, "invalid_input", "amountMicros must be 1 to %d ($1,000,000)", messages.MaxCreditMicros)
 	case req.Reference == "" || len(req.Reference) > 128:
 		return newError(http.StatusBadRequest, "invalid_input", "reference is required (at most 128 characters)")
 	}

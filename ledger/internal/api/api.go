@@ -108,7 +108,8 @@ func (h *Handlers) Credit(ctx context.Context, req messages.CreditRequest) (mess
 		HeldMicros: bal.HeldMicros, Duplicate: !created}, nil
 }
 
-// Usage pages a user's execution records, newest first, with the period's totals.
+// Usage pages a user's execution records, newest first, with the period's totals, in a
+// reply of at most messages.MaxUsageReplyBytes of JSON (see fitPage).
 func (h *Handlers) Usage(ctx context.Context, req messages.UsageRequest) (messages.UsageReply, error) {
 	if err := checkVersion(req.V); err != nil {
 		return messages.UsageReply{}, err
@@ -122,8 +123,8 @@ func (h *Handlers) Usage(ctx context.Context, req messages.UsageRequest) (messag
 	if req.PageSize == 0 {
 		req.PageSize = 20
 	}
-	if req.Page < 1 || req.PageSize < 1 || req.PageSize > messages.MaxUsagePageSize {
-		return messages.UsageReply{}, rpc.Errorf(rpc.CodeInvalidInput, "page must be at least 1 and pageSize 1 to %d", messages.MaxUsagePageSize)
+	if err := req.CheckPage(); err != nil {
+		return messages.UsageReply{}, rpc.Errorf(rpc.CodeInvalidInput, "%s", err.Error())
 	}
 	if !req.From.IsZero() && !req.To.IsZero() && !req.From.Before(req.To) {
 		return messages.UsageReply{}, rpc.Errorf(rpc.CodeInvalidInput, "from must be before to")
@@ -137,12 +138,12 @@ func (h *Handlers) Usage(ctx context.Context, req messages.UsageRequest) (messag
 	if err != nil {
 		return messages.UsageReply{}, err
 	}
-	out := messages.UsageReply{V: messages.Version, Page: req.Page, PageSize: req.PageSize, Totals: totals,
-		Records: make([]messages.ExecutionRecord, 0, len(recs))}
+	views := make([]messages.ExecutionRecord, 0, len(recs))
 	for _, r := range recs {
-		out.Records = append(out.Records, r.View())
+		views = append(views, r.View())
 	}
-	return out, nil
+	return fitPage(messages.UsageReply{V: messages.Version, Page: req.Page, PageSize: req.PageSize, Totals: totals},
+		views, messages.MaxUsageReplyBytes)
 }
 
 func checkVersion(v int) error {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/codeexec/codeexec/shared/messages"
 )
 
 // Kind is what an entry does to a wallet.
@@ -108,7 +110,7 @@ var (
 )
 
 // MaxCreditMicros bounds one credit: $1,000,000.
-const MaxCreditMicros int64 = 1_000_000_000_000
+const MaxCreditMicros = messages.MaxCreditMicros
 
 // addMicros is a + b, or ErrOverflow when that does not fit in an int64.
 func addMicros(a, b int64) (int64, error) {

@@ -172,7 +172,11 @@ func (s *Store) existingHold(ctx context.Context, account string, e Entry) (Rese
 // holdState tells whether hold has a close entry, and when its expiry clock started.
 // The close's refs copy answers first; when it misses, a hold marker means the hold is
 // open (the marker is deleted only after the close entry and its copy are written), and
-// only with no marker are the entries themselves searched.
+// only with no marker are the entries themselves searched, so that the common case costs
+// _id reads only. The one blind spot is a close written by another process (or one that
+// crashed) between its entry and its copy: the hold then looks open a moment longer. The
+// money stays right (that close's ref is taken), and a close by the sweeper comes only
+// after the TTL, when the hold's remaining time is already 0.
 func (s *Store) holdState(ctx context.Context, hold Entry) (closeEntry Entry, closed bool, since time.Time, err error) {
 	if e, ok, err := s.lookupRef(ctx, CloseRef(hold.JobID)); err != nil || ok {
 		return e, ok, time.Time{}, err
