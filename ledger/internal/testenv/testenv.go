@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/shared/embedded"
+	"github.com/codeexec/codeexec/shared/waitfor"
 )
 
 var (
@@ -72,21 +73,8 @@ func Mongo(t testing.TB) *mongo.Database {
 	return client.Database(fmt.Sprintf("t%d_%s", dbSeq.Add(1), name))
 }
 
-// Eventually polls cond until it holds or timeout passes.
+// Eventually polls cond until it holds or timeout passes (shared/waitfor).
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitfor.Eventually(t, timeout, what, cond)
 }
