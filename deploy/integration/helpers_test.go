@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,8 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/codeexec/codeexec/deploy/allinone"
 	"github.com/codeexec/codeexec/shared/config"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/subjects"
 )
 
 // Test prices: a new account can pay for exactly two executions and a half.
@@ -179,4 +185,51 @@ func execute(t testing.TB, base, key string, body any) (int, executeAnswer) {
 	var a executeAnswer
 	status, _ := call(t, base, "POST", "/api/v1/execute", key, body, &a)
 	return status, a
+}
+
+// announceRunner makes the edges of the mesh at natsURL believe a runner of region local
+// serves langs, until the test ends; it never pulls a job.
+func announceRunner(t testing.TB, natsURL string, langs ...string) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { stop(); <-done; nc.Close() })
+	announce := func() {
+		hb, _ := json.Marshal(messages.Heartbeat{V: messages.Version, RunnerID: "idle", Region: "local",
+			Languages: langs, Slots: 1, FreeSlots: 1, SentAt: time.Now()})
+		_ = nc.Publish(subjects.Heartbeat("local", "idle"), hb)
+	}
+	announce()
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				announce()
+			}
+		}
+	}()
+}
+
+// natsOf connects to the mesh's NATS for the rest of the test.
+func natsOf(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -1,50 +1,12 @@
 package integration
 
 import (
-	"context"
-	"encoding/json"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/messages"
-	"github.com/codeexec/codeexec/shared/subjects"
 )
-
-// announceRunner makes the edges of the mesh at natsURL believe a runner of region local
-// serves langs, until the test ends; it never pulls a job.
-func announceRunner(t testing.TB, natsURL string, langs ...string) {
-	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { stop(); <-done; nc.Close() })
-	announce := func() {
-		hb, _ := json.Marshal(messages.Heartbeat{V: messages.Version, RunnerID: "idle", Region: "local",
-			Languages: langs, Slots: 1, FreeSlots: 1, SentAt: time.Now()})
-		_ = nc.Publish(subjects.Heartbeat("local", "idle"), hb)
-	}
-	announce()
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				announce()
-			}
-		}
-	}()
-}
 
 // TestInputRefusals: every request the edge cannot run ends in a clear 4xx in the error
 // shape, quoting no more than an excerpt of its input, and leaves no hold behind.

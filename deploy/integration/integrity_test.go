@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/codeexec/codeexec/shared/config"
@@ -36,20 +35,6 @@ func storedResult(t *testing.T, js jetstream.JetStream, jobID string) messages.R
 		return true, json.Unmarshal(m.Data, &r)
 	})
 	return r
-}
-
-func natsOf(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 // 8 MiB of control bytes is about 48 MiB once JSON-encoded: the result must still fit its
@@ -144,16 +129,9 @@ func TestJobHeldPastItsHoldIsNotRun(t *testing.T) {
 	js := natsOf(t, mesh.NATSURL)
 	user := registerUser(t, mesh.URL)
 	// The edge refuses a language no runner serves; announce one that never pulls.
-	nc, err := nats.Connect(mesh.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	hb, _ := json.Marshal(messages.Heartbeat{V: messages.Version, RunnerID: "idle", Region: "local",
-		Languages: []string{"python"}, Slots: 1, FreeSlots: 1, SentAt: time.Now()})
+	announceRunner(t, mesh.NATSURL, "python")
 	var a executeAnswer
 	waitfor.Eventually(t, 10*time.Second, "the edge takes the job", func() (bool, error) {
-		_ = nc.Publish(subjects.Heartbeat("local", "idle"), hb)
 		status, _ := call(t, mesh.URL, "POST", "/api/v1/execute", user.APIKey,
 			map[string]any{"language": "python", "code": "print('ran')", "wait": false}, &a)
 		return status == 202, nil

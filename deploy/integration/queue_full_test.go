@@ -2,15 +2,10 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/codeexec/codeexec/shared/config"
-	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -22,36 +17,10 @@ func TestQueueFullReleasesTheHold(t *testing.T) {
 		c.NATSListen = "127.0.0.1:0"
 		c.Languages = nil
 	})
-	nc, err := nats.Connect(mesh.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	// The edge refuses languages no runner serves; announce one that never pulls.
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	announce := func() {
-		hb, _ := json.Marshal(messages.Heartbeat{V: messages.Version, RunnerID: "idle", Region: "local",
-			Languages: []string{"python"}, Slots: 1, FreeSlots: 1, SentAt: time.Now()})
-		_ = nc.Publish(subjects.Heartbeat("local", "idle"), hb)
-	}
-	announce()
-	go func() {
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				announce()
-			}
-		}
-	}()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	announceRunner(t, mesh.NATSURL, "python")
+	ctx := context.Background()
+	js := natsOf(t, mesh.NATSURL)
 	jobs, err := js.Stream(ctx, subjects.JobsStream)
 	if err != nil {
 		t.Fatal(err)

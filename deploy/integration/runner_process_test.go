@@ -19,7 +19,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/codeexec/codeexec/deploy/allinone"
@@ -192,16 +191,7 @@ func startProcessMesh(t *testing.T) processMesh {
 		c.Languages = nil // no runner here: nothing to wait for
 		c.NATSListen = "127.0.0.1:0"
 	})
-	nc, err := nats.Connect(inst.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return processMesh{Instance: inst, js: js}
+	return processMesh{Instance: inst, js: natsOf(t, inst.NATSURL)}
 }
 
 // consumerInfo returns the python job consumer's state, once some runner created it.

@@ -11,9 +11,7 @@ package wallet
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/codeexec/codeexec/shared/messages"
 )
@@ -119,21 +117,6 @@ func addMicros(a, b int64) (int64, error) {
 		return 0, ErrOverflow
 	}
 	return sum, nil
-}
-
-// maxQuoted bounds what an error message repeats of a caller's input.
-const maxQuoted = 64
-
-// quote is s for an error message: at most maxQuoted bytes (cut on a rune boundary), quoted.
-func quote(s string) string {
-	if len(s) > maxQuoted {
-		cut := maxQuoted
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return strconv.Quote(s)
 }
 
 // MaxIDBytes bounds account ids, job ids and references.

@@ -3,7 +3,6 @@ package wallet
 import (
 	"errors"
 	"math"
-	"strings"
 	"testing"
 )
 
@@ -27,21 +26,6 @@ func TestAddMicros(t *testing.T) {
 		got, err := addMicros(tt.a, tt.b)
 		if tt.wantErr != (err != nil) || (err != nil && !errors.Is(err, ErrInvalid)) || got != tt.want {
 			t.Errorf("addMicros(%d, %d): got %d, %v; want %d, error %v", tt.a, tt.b, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
-func TestQuote(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"job-1", `"job-1"`},
-		{"", `""`},
-		{strings.Repeat("é", 33), `"` + strings.Repeat("é", 32) + `…"`},
-		{"a" + strings.Repeat("é", 33), `"a` + strings.Repeat("é", 31) + `…"`},
-		{"line\n" + strings.Repeat("x", 100), `"line\n` + strings.Repeat("x", 59) + `…"`},
-	}
-	for _, tt := range tests {
-		if got := quote(tt.in); got != tt.want {
-			t.Errorf("quote(%q): got %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }

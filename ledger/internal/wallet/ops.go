@@ -8,6 +8,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/codeexec/codeexec/shared/excerpt"
 )
 
 // Balance is a wallet's totals after its last entry.
@@ -153,7 +155,7 @@ func (s *Store) markerSince(ctx context.Context, jobID string, fallback time.Tim
 // account's and still open.
 func (s *Store) existingHold(ctx context.Context, account string, e Entry) (Reservation, error) {
 	if e.Account != account {
-		return Reservation{}, fmt.Errorf("%w: job %s is held by another account", ErrConflict, quote(e.JobID))
+		return Reservation{}, fmt.Errorf("%w: job %s is held by another account", ErrConflict, excerpt.Quote(e.JobID))
 	}
 	closeEntry, closed, since, err := s.holdState(ctx, e)
 	if err != nil {
@@ -201,9 +203,9 @@ func (s *Store) holdState(ctx context.Context, hold Entry) (closeEntry Entry, cl
 // closedFor is the refusal of a hold on a job that is closed by the entry e.
 func closedFor(account string, e Entry) error {
 	if e.Account != account {
-		return fmt.Errorf("%w: job %s belongs to another account", ErrConflict, quote(e.JobID))
+		return fmt.Errorf("%w: job %s belongs to another account", ErrConflict, excerpt.Quote(e.JobID))
 	}
-	return fmt.Errorf("%w: job %s was %s", ErrSettled, quote(e.JobID), closedHow(e))
+	return fmt.Errorf("%w: job %s was %s", ErrSettled, excerpt.Quote(e.JobID), closedHow(e))
 }
 
 func closedHow(e Entry) string {
@@ -339,7 +341,7 @@ func (s *Store) Credit(ctx context.Context, account string, amountMicros int64, 
 		return Entry{}, Balance{}, false, err
 	}
 	if !created && (e.Account != account || e.AmountMicros != amountMicros) {
-		return e, Balance{}, false, fmt.Errorf("%w: reference %s credited another amount or user", ErrConflict, quote(reference))
+		return e, Balance{}, false, fmt.Errorf("%w: reference %s credited another amount or user", ErrConflict, excerpt.Quote(reference))
 	}
 	h, err := s.freshHead(ctx, account)
 	return e, balanceOf(h), created, err
