@@ -33,7 +33,13 @@ type fakeSandbox struct {
 	calls atomic.Int32
 }
 
+// Run honours job.Ready as the sandbox does; calls counts the runs that got past it.
 func (f *fakeSandbox) Run(ctx context.Context, _ *sandbox.Container, job sandbox.Job) (sandbox.Outcome, error) {
+	if job.Ready != nil {
+		if err := job.Ready(ctx); err != nil {
+			return sandbox.Outcome{}, err
+		}
+	}
 	f.calls.Add(1)
 	if f.run == nil {
 		zero := 0

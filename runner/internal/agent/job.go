@@ -30,32 +30,37 @@ const (
 	statusRefused  = "refused" // the ledger would not hold its price: never run
 )
 
-// holdFor asks the ledger to hold the job's price right before it runs. The request is
-// idempotent per job: the hold the publisher took is returned as it is, and a publisher
-// that took none gets one now, or a refusal (insufficient funds, no such user, a hold
-// closed already). The job runs only when the hold outlives it, so that it can never be
-// released by the ledger's expiry while the job can still end: refusal says why not. err
-// is a platform failure (the ledger did not answer): the job is retried, never run free.
-func (a *Agent) holdFor(ctx context.Context, lang *languages.Language, job *messages.Job) (refusal string, err error) {
+// holdRefusal is the ledger's no to a job's hold: the job is not run, and not retried.
+type holdRefusal struct{ reason string }
+
+func (r *holdRefusal) Error() string { return r.reason }
+
+// holdFor asks the ledger to hold the job's price before anything of the job runs (the
+// sandbox asks it while it unpacks the files). The request is idempotent per job: the hold
+// the publisher took is returned as it is, and a publisher that took none gets one now, or
+// a refusal (insufficient funds, no such user, a hold closed already). The job runs only
+// when the hold outlives it (limits are its effective limits), so that the ledger's expiry
+// can never release it while the job can still end: a *holdRefusal says why not. Any other
+// error is a platform failure (the ledger did not answer): the job is retried, never run
+// free.
+func (a *Agent) holdFor(ctx context.Context, job *messages.Job, lim messages.Limits) error {
 	ctx, cancel := context.WithTimeout(ctx, holdTimeout)
 	defer cancel()
 	reply, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, a.nc, subjects.Reserve,
-		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: lang.Name})
+		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language})
 	var refused *rpc.Error
 	switch {
 	case errors.As(err, &refused) && refused.Code != rpc.CodeInternal:
-		return "the ledger refused the job: " + refused.Message, nil
+		return &holdRefusal{reason: "the ledger refused the job: " + refused.Message}
 	case err != nil:
-		return "", fmt.Errorf("hold the job's price: %w", err)
+		return fmt.Errorf("hold the job's price: %w", err)
 	}
-	lim := a.catalog.Effective(lang, job.Limits)
 	need := time.Duration(lim.CompileTimeMs+lim.RunTimeMs)*time.Millisecond + jobMargin
 	if left := time.Duration(reply.HoldRemainingMs) * time.Millisecond; left < need {
-		return fmt.Sprintf("the job waited too long: its reservation ends in %s, before the job could (%s)",
-			left.Round(time.Second), need.Round(time.Second)), nil
+		return &holdRefusal{reason: fmt.Sprintf("the job waited too long: its reservation ends in %s, before the job could (%s)",
+			left.Round(time.Second), need.Round(time.Second))}
 	}
-	job.PriceMicros = reply.PriceMicros
-	return "", nil
+	return nil
 }
 
 // holdTimeout bounds the ledger's answer to a hold.
@@ -114,17 +119,14 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 			return
 		}
 	}
-	// No job runs without a live hold of its price: the publisher's, or one taken now.
-	refusal, err := a.holdFor(ctx, lang, &job)
-	switch {
-	case err != nil:
-		log.Warn("hold the job's price", "err", err)
-		a.retry(ctx, msg, md, &job, start, err)
-		return
-	case refusal != "":
-		log.Info("job refused by the ledger, not run", "reason", refusal)
+	a.markRunning(ctx, job.JobID, log)
+
+	res, err := a.execute(ctx, lang, msg, &job, int(md.NumDelivered))
+	var refused *holdRefusal
+	if errors.As(err, &refused) {
+		log.Info("job refused by the ledger, not run", "reason", refused.reason)
 		a.metrics.Jobs.WithLabelValues(lang.Name, statusRefused).Inc()
-		res := a.internalError(&job, int(md.NumDelivered), start, refusal)
+		res := a.internalError(&job, int(md.NumDelivered), start, refused.reason)
 		if err := a.publish(ctx, &job, res); err != nil {
 			log.Warn("publish result of a refused job", "err", err)
 			a.retry(ctx, msg, md, &job, start, err)
@@ -133,9 +135,6 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 		_ = msg.TermWithReason("refused by the ledger")
 		return
 	}
-	a.markRunning(ctx, job.JobID, log)
-
-	res, err := a.execute(ctx, lang, msg, &job, int(md.NumDelivered))
 	if err != nil {
 		log.Warn("job failed on infrastructure", "err", logExcerpt(err.Error()))
 		a.retry(ctx, msg, md, &job, start, err)
@@ -219,6 +218,8 @@ func (a *Agent) execute(ctx context.Context, lang *languages.Language, msg jetst
 
 	out, err := a.sb.Run(ctx, c, sandbox.Job{
 		ID: job.JobID, Language: lang, Files: job.Files, Stdin: job.Stdin, Args: job.Args, Limits: lim,
+		// No job runs without a live hold of its price: the publisher's, or one taken now.
+		Ready: func(ctx context.Context) error { return a.holdFor(ctx, job, lim) },
 	})
 	if err != nil {
 		return messages.Result{}, err

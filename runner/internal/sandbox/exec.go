@@ -26,6 +26,9 @@ type execSpec struct {
 	outputCap int64 // raw bytes of stdout and stderr together
 	// encodedCap bounds stdout and stderr together by their JSON-encoded size.
 	encodedCap int64
+	// ready, when set (launched runs only), must return nil before the program starts;
+	// it is asked while the files are unpacked. Its error ends the run, returned as is.
+	ready func(context.Context) error
 }
 
 // argv is the command an exec runs: cmd, behind the unpacking when there is one.

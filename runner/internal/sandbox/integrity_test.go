@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,4 +191,51 @@ func maxInotifyInstances() int {
 		most = max(most, n)
 	}
 	return most
+}
+
+// A job runs only once its Ready says so: a refusal ends it before the program starts
+// (compiled or not), and the wait for Ready is not the program's time.
+func TestReadyGatesTheProgram(t *testing.T) {
+	h := newHarness(t, "python", "go")
+	refused := errors.New("no hold")
+	for _, lang := range []string{"python", "go"} {
+		l, _ := h.catalog.Resolve(lang)
+		code := map[string]string{"python": "print('ran')\n", "go": "package main\nfunc main() { println(\"ran\") }\n"}[lang]
+		run := func(ready func(context.Context) error, lim messages.Limits) (sandbox.Outcome, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			c, err := h.sb.Create(ctx, l, h.catalog.Defaults(l), "")
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			defer h.sb.Remove(context.Background(), c)
+			return h.sb.Run(ctx, c, sandbox.Job{ID: "gated", Language: l, Ready: ready,
+				Files:  []messages.File{{Filename: l.SourceFile, Code: code, IsEntryPoint: true}},
+				Limits: h.catalog.Effective(l, lim)})
+		}
+		t.Run(lang+"/refused", func(t *testing.T) {
+			out, err := run(func(context.Context) error { return refused }, messages.Limits{})
+			if !errors.Is(err, refused) || out.Status != "" {
+				t.Errorf("got %v %+v, want the refusal and no outcome", err, out)
+			}
+		})
+		t.Run(lang+"/slow", func(t *testing.T) {
+			slow := func(ctx context.Context) error {
+				select {
+				case <-time.After(1500 * time.Millisecond): // longer than the run's limit
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			out, err := run(slow, messages.Limits{RunTimeMs: 1000})
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			wantStatus(t, out, messages.StatusSucceeded)
+			if out.WallTime >= time.Second {
+				t.Errorf("wall time %s counts the wait for Ready", out.WallTime)
+			}
+		})
+	}
 }

@@ -25,9 +25,9 @@ import (
 // line with the program's status on stdout and on stderr, then sleep — followed by the
 // files' archive and the program's own stdin.
 //
-// The launcher is root in the container, with only the setuid, setgid and kill
-// capabilities; the program runs under the container's own uid (setpriv), with no
-// capability and no way back (no-new-privileges). So the program can neither read the
+// The launcher is root in the container, with only the capabilities it needs to unpack the
+// files and drop privileges (launcherCaps); the program runs under the container's own uid
+// (setpriv), with no capability and no way back (no-new-privileges). So the program can neither read the
 // launcher's memory, environment or file descriptors (/proc/1/… need ptrace rights over
 // another uid), nor write them, nor signal the launcher. The exit lines start with a random
 // token that lives only in the launcher's memory, so the program cannot forge them; each is
@@ -77,12 +77,18 @@ func newLaunchScript(spec execSpec, uid int) (launchScript, error) {
 	}
 	token := "codeexec-exit-" + hex.EncodeToString(nonce) + ":"
 	var b strings.Builder
-	if spec.unpack != nil {
-		b.WriteString(spec.unpack.script(dropTo(uid)))
-		b.WriteString("\n")
-	}
 	b.WriteString(cgroupReader)
 	b.WriteString("cg; c0=$c o0=$o\n")
+	if spec.unpack != nil {
+		// The launcher unpacks the files itself (as the uid that owns them: tar restores
+		// the archive's owner), sparing the exec of a shell under the program's uid. A
+		// failure skips the program: status unpackFailed, the job's marker on stderr.
+		fmt.Fprintf(&b, "if %s; then\n", spec.unpack.extract())
+	}
+	if spec.ready != nil {
+		// The program waits for the runner's go-ahead; without it, nothing of it runs.
+		b.WriteString("read -r go; [ \"$go\" = " + goAhead + " ] || exec sleep infinity\n")
+	}
 	// The program is the OOM killer's first choice (it may lower that to the launcher's,
 	// no further), without any capability, under the container's uid.
 	b.WriteString("( echo 1000 >/proc/self/oom_score_adj; exec " + dropTo(uid))
@@ -90,14 +96,21 @@ func newLaunchScript(spec execSpec, uid int) (launchScript, error) {
 		b.WriteString(" ")
 		b.WriteString(shellQuote(w))
 	}
+	b.WriteString(" )\ns=$?\n")
+	if spec.unpack != nil {
+		fmt.Fprintf(&b, "else\necho %s >&2\ns=%d\nfi\n", spec.unpack.marker, unpackFailed)
+	}
 	// Its status and the evidence go to both streams once nothing of the program is left,
 	// then the launcher sleeps: the container stays up until the runner removes it.
-	fmt.Fprintf(&b, " )\ns=$?\nkill -9 -1 2>/dev/null\ncg\n"+
+	fmt.Fprintf(&b, "kill -9 -1 2>/dev/null\ncg\n"+
 		"printf '%%s%%d %%s %%s %%s %%s %%s\\n' %[1]s \"$s\" \"$o0\" \"$o\" \"$c0\" \"$c\" \"$p\"\n"+
 		"printf '%%s%%d %%s %%s %%s %%s %%s\\n' %[1]s \"$s\" \"$o0\" \"$o\" \"$c0\" \"$c\" \"$p\" >&2\n"+
 		"exec sleep infinity\n", token)
 	return launchScript{text: b.String(), token: []byte(token)}, nil
 }
+
+// goAhead is the line that lets a gated program start (execSpec.ready).
+const goAhead = "go"
 
 // exitReport is the launcher's exit line: how the program ended, and the cgroup's
 // counters before and after it. A counter the launcher could not read is -1.
@@ -162,9 +175,9 @@ func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (exec
 	if !st.alive() {
 		return res, infraf(spec.op, "container %s died before its job: %s", short(c.ID), endReason(st))
 	}
-	var stdin io.Reader = strings.NewReader(strconv.Itoa(len(script.text)) + "\n" + script.text)
-	if rest := spec.input(); rest != nil {
-		stdin = io.MultiReader(stdin, rest)
+	var job io.Reader = strings.NewReader(strconv.Itoa(len(script.text)) + "\n" + script.text)
+	if spec.unpack != nil {
+		job = io.MultiReader(job, bytes.NewReader(spec.unpack.archive))
 	}
 
 	var wg sync.WaitGroup
@@ -172,9 +185,38 @@ func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (exec
 	defer func() { <-st.ended }()
 	defer wg.Wait()
 	defer st.close()
+	gate := make(chan error, 1)
+	wg.Go(func() {
+		// A program that does not read its stdin, or dies, makes a copy fail: fine.
+		_, _ = io.Copy(st.hj.Conn, job)
+		if spec.ready != nil {
+			err := spec.ready(ctx)
+			gate <- err
+			if err != nil {
+				return // the launcher never gets the go-ahead; the container is killed
+			}
+			_, _ = io.WriteString(st.hj.Conn, goAhead+"\n")
+		}
+		if spec.stdin != nil {
+			_, _ = io.Copy(st.hj.Conn, spec.stdin)
+		}
+		_ = st.hj.CloseWrite()
+	})
+	if spec.ready != nil {
+		select {
+		case err := <-gate:
+			if err != nil {
+				s.kill(context.WithoutCancel(ctx), c.ID)
+				return res, err
+			}
+		case <-st.ended: // seen below
+		case <-ctx.Done():
+			s.kill(context.WithoutCancel(ctx), c.ID)
+			return res, infra(spec.op, ctx.Err())
+		}
+	}
+	// The program's time starts with the go-ahead.
 	start := time.Now()
-	feedStdin(&wg, st.hj, stdin)
-
 	timer := time.NewTimer(spec.timeout)
 	defer timer.Stop()
 	lines := 0
@@ -236,14 +278,14 @@ wait:
 		return res, infra("read output of "+spec.op, copyErr)
 	}
 
-	// The launcher's streams ended without its exit lines: it failed to unpack the files
-	// (exit code and marker, checked by the caller), or it is gone.
+	// The launcher's streams ended without its exit lines: it is gone (killed from outside,
+	// or by the OOM killer).
 	code, err := s.waitExit(ctx, c.ID)
 	if err != nil {
 		return res, infra("wait for "+spec.op, err)
 	}
 	res.exitCode = code
-	if code == unpackFailed || s.oom.wait(ctx, c.ID, oomGrace) {
+	if s.oom.wait(ctx, c.ID, oomGrace) {
 		return res, nil
 	}
 	return res, infraf(spec.op, "the container stopped before the program ended (exit code %d)", code)

@@ -19,9 +19,13 @@ import (
 type Job struct {
 	ID       string
 	Language *languages.Language
-	Files    []messages.File
-	Stdin    string
-	Args     []string
+	// Ready, when set, must return nil before anything of the job runs (the compiler
+	// included); the sandbox asks it while it unpacks the files where it can. Its error
+	// ends the job and is returned as is.
+	Ready func(context.Context) error
+	Files []messages.File
+	Stdin string
+	Args  []string
 	// Limits are the effective limits (languages.Catalog.Effective), all fields set.
 	Limits messages.Limits
 }
@@ -61,7 +65,7 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 		return out, err
 	}
 
-	archive, err := tarFiles(job.Files)
+	archive, err := tarFiles(job.Files, c.UID)
 	if err != nil {
 		return out, infra("pack files", err)
 	}
@@ -73,6 +77,13 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	}
 
 	var before usage
+	ready := job.Ready
+	if len(job.Language.Compile) > 0 && ready != nil {
+		if err := ready(ctx); err != nil {
+			return out, err
+		}
+		ready = nil
+	}
 	if len(job.Language.Compile) > 0 {
 		comp, err := s.exec(ctx, c, execSpec{
 			op: "compile", cmd: expand(job.Language.Compile, entry, nil), unpack: unpack,
@@ -121,6 +132,7 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	spec := execSpec{
 		op: "run", cmd: expand(job.Language.Run, entry, job.Args), unpack: unpack, stdin: strings.NewReader(job.Stdin),
 		timeout: ms(lim.RunTimeMs), outputCap: lim.OutputBytes, encodedCap: messages.MaxOutputEncodedBytes,
+		ready: ready,
 	}
 	run, err := s.launch(ctx, c, spec)
 	if err != nil {
@@ -241,20 +253,17 @@ func newUnpacker(archive []byte) (*unpacker, error) {
 	return &unpacker{archive: archive, marker: "codeexec-unpack-failed-" + hex.EncodeToString(nonce)}, nil
 }
 
-// script is the shell command that unpacks the archive from stdin, with tar run behind
-// the command prefix as (empty: as the shell's own user).
-func (u *unpacker) script(as string) string {
-	if as != "" {
-		as += " "
-	}
-	return fmt.Sprintf(`head -c %d | %star -x -m -C %s -f - || { echo %s >&2; exit %d; }`,
-		len(u.archive), as, WorkDir, u.marker, unpackFailed)
+// extract is the shell pipeline that unpacks the archive from stdin into the work dir.
+func (u *unpacker) extract() string {
+	return fmt.Sprintf("head -c %d | tar -x -m -C %s -f -", len(u.archive), WorkDir)
 }
 
-// wrap returns the argv of a process that unpacks the archive from stdin, then execs cmd;
-// it runs as the container's uid already (an exec).
+// wrap returns the argv of a process that unpacks the archive from stdin, then execs cmd
+// (the compile step's exec, as the container's uid). The marker it prints, in its argv
+// only until cmd replaces it, is known to no process of the job's.
 func (u *unpacker) wrap(cmd []string) []string {
-	return append([]string{"sh", "-c", u.script("") + `; exec "$@"`, "sh"}, cmd...)
+	script := fmt.Sprintf(`%s || { echo %s >&2; exit %d; }; exec "$@"`, u.extract(), u.marker, unpackFailed)
+	return append([]string{"sh", "-c", script, "sh"}, cmd...)
 }
 
 // check turns an unpack failure into an infrastructure error.
@@ -268,8 +277,8 @@ func (u *unpacker) check(r execResult) error {
 	return nil
 }
 
-// tarFiles packs the job's files, owned by the sandbox user, directories included.
-func tarFiles(files []messages.File) ([]byte, error) {
+// tarFiles packs the job's files, owned by uid (the container's), directories included.
+func tarFiles(files []messages.File, uid int) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
@@ -283,12 +292,12 @@ func tarFiles(files []messages.File) ([]byte, error) {
 		}
 	}
 	for _, d := range sortedDirs(dirs) {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, Uid: 10001, Gid: 10001, ModTime: now}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, Uid: uid, Gid: uid, ModTime: now}); err != nil {
 			return nil, err
 		}
 	}
 	for _, f := range files {
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.Filename, Mode: 0o644, Size: int64(len(f.Code)), Uid: 10001, Gid: 10001, ModTime: now}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.Filename, Mode: 0o644, Size: int64(len(f.Code)), Uid: uid, Gid: uid, ModTime: now}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, err
 		}

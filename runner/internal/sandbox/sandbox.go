@@ -5,7 +5,7 @@
 //
 // A container's main process is a shell (launch.go), the launcher, that waits on its attached
 // stdin for the job and runs the program; a compile step is exec'd into the container
-// before. The launcher runs as root with three capabilities (setuid, setgid, kill) and the
+// before. The launcher runs as root with six capabilities (launcherCaps) and the
 // program under the container's own uid with none: the program can neither read, write nor
 // signal the launcher, so the launcher's report of how the program ended is evidence the
 // program cannot forge. Each live container has a uid of its own (uids.go), so the kernel's
@@ -59,9 +59,11 @@ const (
 	createTimeout = 30 * time.Second
 )
 
-// launcherCaps are what the launcher needs: to drop to the program's uid and gid, and to
-// kill what the program left behind before it reports (kill -9 -1).
-var launcherCaps = []string{"SETUID", "SETGID", "KILL"}
+// launcherCaps are what the launcher needs: to unpack the job's files into the work dir
+// as their owner, the container's uid (tar restores the owner and then the modes: chown,
+// dac_override, fowner), to drop to that uid and gid for the program, and to kill what the
+// program left behind before it reports (kill -9 -1). The program keeps none of them.
+var launcherCaps = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"}
 
 // Container is a created and started container that has not served a job yet.
 type Container struct {
