@@ -27,9 +27,9 @@ import (
 //
 // The launcher is root in the container, with only the capabilities it needs to unpack the
 // files and drop privileges (launcherCaps); the program runs under the container's own uid
-// (setpriv), with no capability and no way back (no-new-privileges). So the program can neither read the
-// launcher's memory, environment or file descriptors (/proc/1/… need ptrace rights over
-// another uid), nor write them, nor signal the launcher. The exit lines start with a random
+// (setpriv), with no capability and no way back (no-new-privileges). So the program can
+// neither read the launcher's memory, environment or file descriptors (/proc/1/… need
+// ptrace rights over another uid), nor write them, nor signal the launcher. The exit lines start with a random
 // token that lives only in the launcher's memory, so the program cannot forge them; each is
 // the last thing the launcher writes on its stream, after the program ended and after the
 // launcher killed whatever the program left (kill -9 -1), so nothing the program wrote can
