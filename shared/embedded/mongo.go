@@ -17,13 +17,17 @@ import (
 
 // Mongo is a running embedded FerretDB with its SQLite files under a data directory.
 type Mongo struct {
-	URI    string
-	cancel context.CancelFunc
-	done   chan struct{}
+	URI     string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	indexer *idIndexer
 }
 
 // StartMongo starts FerretDB with the SQLite handler storing under dir/ferretdb, listening
-// on a free loopback port. log receives FerretDB's own logs; nil keeps them quiet.
+// on a free loopback port. log receives FerretDB's own logs and the _id indexer's
+// warnings; nil keeps them quiet. Every collection table gets an index FerretDB's _id
+// lookups can use (see idindex.go): those of existing collections before StartMongo
+// returns, new ones within idIndexPeriod of their appearing.
 func StartMongo(ctx context.Context, dir string, log *slog.Logger) (*Mongo, error) {
 	store := filepath.Join(dir, "ferretdb")
 	if err := os.MkdirAll(store, 0o700); err != nil {
@@ -36,6 +40,13 @@ func StartMongo(ctx context.Context, dir string, log *slog.Logger) (*Mongo, erro
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Existing collections get their index before FerretDB opens the files, so that
+	// its connections load a schema that has it.
+	indexer := newIDIndexer(abs, log)
+	if err := indexer.pass(ctx); err != nil {
+		indexer.close()
+		return nil, fmt.Errorf("index existing collections by _id: %w", err)
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
@@ -43,13 +54,20 @@ func StartMongo(ctx context.Context, dir string, log *slog.Logger) (*Mongo, erro
 		Logger:    log,
 	})
 	if err != nil {
+		indexer.close()
 		return nil, fmt.Errorf("create ferretdb: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m := &Mongo{cancel: cancel, done: make(chan struct{})}
+	m := &Mongo{cancel: cancel, done: make(chan struct{}), indexer: indexer}
+	ferretDone := make(chan struct{})
 	go func() {
-		defer close(m.done)
+		defer close(ferretDone)
 		_ = f.Run(runCtx)
+	}()
+	go func() {
+		m.indexer.run(runCtx)
+		<-ferretDone
+		close(m.done)
 	}()
 	m.URI = f.MongoDBURI()
 	if err := m.ping(ctx); err != nil {
@@ -57,6 +75,12 @@ func StartMongo(ctx context.Context, dir string, log *slog.Logger) (*Mongo, erro
 		return nil, err
 	}
 	return m, nil
+}
+
+// IndexCollections gives every collection table that lacks it the _id lookup index now,
+// instead of at the indexer's next pass (tests that check query plans call it).
+func (m *Mongo) IndexCollections(ctx context.Context) error {
+	return m.indexer.pass(ctx)
 }
 
 func (m *Mongo) ping(ctx context.Context) error {
