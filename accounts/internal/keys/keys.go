@@ -103,12 +103,13 @@ func (s *Store) Verify(ctx context.Context, secret string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("find api key: %w", err)
 	}
-	n, err := s.revocations.CountDocuments(ctx, bson.D{{Key: "_id", Value: k.KeyID}})
-	if err != nil {
-		return Key{}, fmt.Errorf("check revocation: %w", err)
-	}
-	if n > 0 {
+	// A find by _id alone, not a count: the embedded store answers only that from an index.
+	err = s.revocations.FindOne(ctx, bson.D{{Key: "_id", Value: k.KeyID}}).Err()
+	switch {
+	case err == nil:
 		return Key{}, ErrInvalid
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return Key{}, fmt.Errorf("check revocation: %w", err)
 	}
 	return k, nil
 }
