@@ -57,9 +57,7 @@ type Config struct {
 	HoldTTL time.Duration
 	// SweepInterval is the time between two sweeps of expired holds. Default 30 s.
 	SweepInterval time.Duration
-	// FetchBatch is how many results one pull asks for; default 64.
-	FetchBatch int
-	// Workers is how many results are settled at once; default 8.
+	// Workers is how many results are settled at once; default 16.
 	Workers int
 	// NakDelay is the redelivery delay of a result after a database error; default 2 s.
 	NakDelay time.Duration
@@ -208,7 +206,6 @@ func (s *Service) Run(ctx context.Context) error {
 	consumer := billing.New(s.js, s.wallet, s.records, billing.Config{
 		Region:   s.cfg.Region,
 		Prices:   s.cfg.prices(),
-		Batch:    s.cfg.FetchBatch,
 		Workers:  s.cfg.Workers,
 		NakDelay: s.cfg.NakDelay,
 		Now:      s.cfg.Now,

@@ -49,13 +49,14 @@ func ConsumerConfig() jetstream.ConsumerConfig {
 
 // Config tunes a Consumer.
 type Config struct {
-	Region    string        // recorded for results that name no region
-	Prices    pricing.Table // prices of jobs that were never reserved
-	Batch     int           // results fetched per pull; default 64
-	Workers   int           // results handled at once; default 8
-	FetchWait time.Duration // how long one pull waits for results; default 1 s
-	NakDelay  time.Duration // redelivery delay after a database error; default 2 s
-	Now       func() time.Time
+	Region   string        // recorded for results that name no region
+	Prices   pricing.Table // prices of jobs that were never reserved
+	Workers  int           // results settled at once; default 16
+	NakDelay time.Duration // redelivery delay after a database error; default 2 s
+	// ProgressEvery is how often a result still being settled tells the server it is
+	// in progress, so that a slow database does not make it redeliver; default AckWait/3.
+	ProgressEvery time.Duration
+	Now           func() time.Time
 }
 
 // Consumer pulls results and settles them.
@@ -70,17 +71,14 @@ type Consumer struct {
 
 // New returns a Consumer.
 func New(js jetstream.JetStream, w *wallet.Store, r *records.Store, cfg Config, m *telemetry.Metrics, log *slog.Logger) *Consumer {
-	if cfg.Batch <= 0 {
-		cfg.Batch = 64
-	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 8
-	}
-	if cfg.FetchWait <= 0 {
-		cfg.FetchWait = time.Second
+		cfg.Workers = 16
 	}
 	if cfg.NakDelay <= 0 {
 		cfg.NakDelay = 2 * time.Second
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = AckWait / 3
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -88,42 +86,94 @@ func New(js jetstream.JetStream, w *wallet.Store, r *records.Store, cfg Config, 
 	return &Consumer{js: js, wallet: w, records: r, cfg: cfg, m: m, log: log}
 }
 
-// Run pulls results until ctx ends. A pull in flight is finished and its results handled
-// (with a context that outlives ctx), so a stop never leaves results waiting for AckWait.
+// Run settles results until ctx ends. It is a pipeline: Workers settle results side by
+// side, each taking the next result as soon as it finished one, from a client buffer the
+// library keeps filled with about as many results as there are workers (a result waits
+// there for a worker only briefly, so its ack wait is the server's guard against a dead
+// ledger, not against a busy one). On stop, results already delivered to this process are
+// settled (with a context that outlives ctx), so a stop never leaves them to AckWait.
 func (c *Consumer) Run(ctx context.Context) error {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, subjects.ResultsStream, ConsumerConfig())
 	if err != nil {
 		return fmt.Errorf("create consumer %s on stream %s (is the stream provisioned?): %w",
 			subjects.ChargesConsumer, subjects.ResultsStream, err)
 	}
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(c.cfg.Batch, jetstream.FetchMaxWait(c.cfg.FetchWait))
-		if err != nil {
-			c.log.Warn("fetch results", "err", err)
-			if sleep(ctx, c.cfg.NakDelay) != nil {
-				break
-			}
-			continue
+	for {
+		if err := c.pull(ctx, cons); err != nil {
+			c.log.Warn("pull results", "err", err)
 		}
-		c.handleBatch(context.WithoutCancel(ctx), batch.Messages())
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-			c.log.Debug("fetch results ended", "err", err)
+		if sleep(ctx, c.cfg.NakDelay) != nil {
+			return nil
+		}
+		// The pull ended while the ledger runs (the consumer was deleted, say): again.
+		if cons, err = c.js.CreateOrUpdateConsumer(ctx, subjects.ResultsStream, ConsumerConfig()); err != nil {
+			c.log.Warn("create results consumer again", "err", err)
 		}
 	}
-	return nil
 }
 
-func (c *Consumer) handleBatch(ctx context.Context, msgs <-chan jetstream.Msg) {
-	sem := make(chan struct{}, c.cfg.Workers)
+// pull runs the workers over one message iterator until ctx ends or the iterator closes.
+func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer) error {
+	if cons == nil {
+		return errors.New("no results consumer")
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Workers))
+	if err != nil {
+		return fmt.Errorf("pull results from %s: %w", subjects.ChargesConsumer, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			iter.Drain() // no more pulls; what was delivered still comes out of Next
+		case <-stopped:
+		}
+	}()
+	defer close(stopped)
+	settleCtx := context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
-	for msg := range msgs {
-		sem <- struct{}{}
+	for range c.cfg.Workers {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			c.handle(ctx, msg)
+			for {
+				msg, err := iter.Next()
+				switch {
+				case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+					return
+				case err != nil:
+					// Missed heartbeats and the like: the library pulls again by itself.
+					c.log.Debug("next result", "err", err)
+					_ = sleep(ctx, 100*time.Millisecond)
+					continue
+				}
+				c.handleWithProgress(settleCtx, msg)
+			}
 		})
 	}
 	wg.Wait()
+	iter.Stop()
+	return nil
+}
+
+// handleWithProgress handles msg, telling the server every ProgressEvery that it is still
+// being worked on.
+func (c *Consumer) handleWithProgress(ctx context.Context, msg jetstream.Msg) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(c.cfg.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					c.log.Debug("tell the server a result is in progress", "subject", msg.Subject(), "err", err)
+				}
+			}
+		}
+	}()
+	defer close(done)
+	c.handle(ctx, msg)
 }
 
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
