@@ -272,7 +272,10 @@ func (s *Store) appendTo(ctx context.Context, account, ref string, next func(hea
 	return s.appendChecked(ctx, account, ref, next)
 }
 
-// appendChecked is appendTo for a caller that has just looked ref up and missed.
+// appendChecked is appendTo without its first look for ref, for a caller that has just
+// looked and missed, or that expects a miss: an entry with ref that exists is then met
+// through the ref's unique index (the insert conflicts), which costs more than the look,
+// but only in that rare case.
 func (s *Store) appendChecked(ctx context.Context, account, ref string, next func(head Entry) (draft, error)) (Entry, bool, error) {
 	for attempt := 1; ; attempt++ {
 		head, err := s.head(ctx, account)
