@@ -248,7 +248,8 @@ func (inst *Instance) startMongo(ctx context.Context, cfg config.Config, log *sl
 		if cfg.DebugFerretDB {
 			ferretLog = log.With("component", "ferretdb")
 		}
-		m, err := embedded.StartMongo(ctx, cfg.DataDir, ferretLog)
+		m, err := embedded.StartMongoWith(ctx, cfg.DataDir,
+			embedded.MongoOptions{Log: ferretLog, SyncEachCommit: cfg.FerretDBSyncEachCommit})
 		if err != nil {
 			return nil, err
 		}

@@ -42,6 +42,9 @@ type Config struct {
 	SandboxUIDs   string   // CODEEXEC_SANDBOX_UIDS
 	Languages     []string // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
 	DebugFerretDB bool     // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
+	// FerretDBSyncEachCommit (CODEEXEC_FERRETDB_SYNC_EACH_COMMIT): the embedded FerretDB
+	// syncs every commit to disk, instead of every 100 ms as MongoDB's journal does.
+	FerretDBSyncEachCommit bool
 
 	// Request limits, shared by every edge through JetStream key-value buckets.
 	RatePerSec float64 // CODEEXEC_RATE_PER_SEC: requests per second per credential (token refill)
@@ -177,6 +180,9 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if v, ok := lookup("CODEEXEC_FERRETDB_LOGS"); ok {
 		c.DebugFerretDB = v == "1" || strings.EqualFold(v, "true")
+	}
+	if v, ok := lookup("CODEEXEC_FERRETDB_SYNC_EACH_COMMIT"); ok {
+		c.FerretDBSyncEachCommit = v == "1" || strings.EqualFold(v, "true")
 	}
 	if c.RunnerID == "" {
 		c.RunnerID = HostRunnerID()
