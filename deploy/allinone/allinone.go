@@ -102,7 +102,9 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 			return inst, fmt.Errorf("listen metrics on %s: %w", cfg.MetricsAddr, err)
 		}
 		inst.MetricsURL = "http://" + mln.Addr().String()
-		inst.run(runCtx, "metrics", func(ctx context.Context) error { return metrics.ServeListener(ctx, mln, reg) })
+		inst.run(runCtx, "metrics", func(ctx context.Context) error {
+			return metrics.ServeListener(ctx, mln, reg, metrics.WithProfiling(cfg.Profiling))
+		})
 	}
 
 	if cfg.Runs("accounts") {

@@ -45,6 +45,8 @@ type Config struct {
 	// FerretDBSyncEachCommit (CODEEXEC_FERRETDB_SYNC_EACH_COMMIT): the embedded FerretDB
 	// syncs every commit to disk, instead of every 100 ms as MongoDB's journal does.
 	FerretDBSyncEachCommit bool
+	// Profiling (CODEEXEC_PPROF): the metrics listener also serves Go's /debug/pprof/.
+	Profiling bool
 
 	// Request limits, shared by every edge through JetStream key-value buckets.
 	RatePerSec float64 // CODEEXEC_RATE_PER_SEC: requests per second per credential (token refill)
@@ -180,6 +182,9 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if v, ok := lookup("CODEEXEC_FERRETDB_LOGS"); ok {
 		c.DebugFerretDB = v == "1" || strings.EqualFold(v, "true")
+	}
+	if v, ok := lookup("CODEEXEC_PPROF"); ok {
+		c.Profiling = v == "1" || strings.EqualFold(v, "true")
 	}
 	if v, ok := lookup("CODEEXEC_FERRETDB_SYNC_EACH_COMMIT"); ok {
 		c.FerretDBSyncEachCommit = v == "1" || strings.EqualFold(v, "true")

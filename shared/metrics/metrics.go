@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,19 +31,40 @@ func Handler(g prometheus.Gatherer) http.Handler {
 // LatencyBuckets suit calls from a millisecond to a minute.
 var LatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 
+// Option changes what the metrics listener serves.
+type Option func(*http.ServeMux)
+
+// WithProfiling adds Go's profiles under /debug/pprof/ when on (CODEEXEC_PPROF=1). Off by
+// default: a profile costs CPU, and the listener may face more than the host.
+func WithProfiling(on bool) Option {
+	return func(mux *http.ServeMux) {
+		if !on {
+			return
+		}
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+}
+
 // Serve answers /metrics on addr until ctx ends.
-func Serve(ctx context.Context, addr string, g prometheus.Gatherer) error {
+func Serve(ctx context.Context, addr string, g prometheus.Gatherer, opts ...Option) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen metrics on %s: %w", addr, err)
 	}
-	return ServeListener(ctx, ln, g)
+	return ServeListener(ctx, ln, g, opts...)
 }
 
 // ServeListener answers /metrics on ln until ctx ends.
-func ServeListener(ctx context.Context, ln net.Listener, g prometheus.Gatherer) error {
+func ServeListener(ctx context.Context, ln net.Listener, g prometheus.Gatherer, opts ...Option) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", Handler(g))
+	for _, o := range opts {
+		o(mux)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -54,7 +54,7 @@ func run() error {
 		return err
 	}
 	go func() {
-		if err := metrics.Serve(ctx, cfg.MetricsAddr, reg); err != nil {
+		if err := metrics.Serve(ctx, cfg.MetricsAddr, reg, metrics.WithProfiling(cfg.Profiling)); err != nil {
 			log.Error("metrics listener", "err", err)
 		}
 	}()

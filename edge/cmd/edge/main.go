@@ -60,7 +60,7 @@ func run() error {
 		return fmt.Errorf("listen metrics on %s: %w", addr, err)
 	}
 	go func() {
-		if err := metrics.ServeListener(ctx, ln, reg); err != nil {
+		if err := metrics.ServeListener(ctx, ln, reg, metrics.WithProfiling(cfg.Profiling)); err != nil {
 			log.Error("metrics listener", "err", err)
 		}
 	}()

@@ -67,7 +67,7 @@ func run() error {
 		addr = defaultMetricsAddr
 	}
 	go func() {
-		if err := metrics.Serve(ctx, addr, reg); err != nil {
+		if err := metrics.Serve(ctx, addr, reg, metrics.WithProfiling(cfg.Profiling)); err != nil {
 			log.Error("metrics listener", "addr", addr, "err", err)
 		}
 	}()

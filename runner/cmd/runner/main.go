@@ -57,7 +57,7 @@ func run() error {
 		addr = defaultMetricsAddr
 	}
 	metricsErr := make(chan error, 1)
-	go func() { metricsErr <- metrics.Serve(ctx, addr, reg) }()
+	go func() { metricsErr <- metrics.Serve(ctx, addr, reg, metrics.WithProfiling(cfg.Profiling)) }()
 	log.Info("runner starting", "runner_id", r.ID(), "metrics", addr)
 
 	if err := r.Run(ctx); err != nil {
