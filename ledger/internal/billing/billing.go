@@ -157,23 +157,38 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer) error {
 // handleWithProgress handles msg, telling the server every ProgressEvery that it is still
 // being worked on.
 func (c *Consumer) handleWithProgress(ctx context.Context, msg jetstream.Msg) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(c.cfg.ProgressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := msg.InProgress(); err != nil {
-					c.log.Debug("tell the server a result is in progress", "subject", msg.Subject(), "err", err)
-				}
-			}
+	stop := every(c.cfg.ProgressEvery, func() {
+		if err := msg.InProgress(); err != nil {
+			c.log.Debug("tell the server a result is in progress", "subject", msg.Subject(), "err", err)
 		}
-	}()
-	defer close(done)
+	})
+	defer stop()
 	c.handle(ctx, msg)
+}
+
+// every calls fn each period until stop is called; stop waits for a call under way. No
+// goroutine waits in between: a timer re-arms itself.
+func every(period time.Duration, fn func()) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock() // the callback must see t assigned
+	defer mu.Unlock()
+	t = time.AfterFunc(period, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		fn()
+		t.Reset(period)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }
 
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
