@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -29,10 +30,12 @@ const WALSyncInterval = 100 * time.Millisecond
 // walSyncer syncs the write-ahead logs of the store under dir that changed since it
 // last looked.
 type walSyncer struct {
-	dir    string
-	log    *slog.Logger
-	sync   func(path string) error // syncFile; tests count the calls
-	synced map[string]walState     // by path
+	dir  string
+	log  *slog.Logger
+	sync func(path string) error // syncFile; tests count the calls
+
+	mu     sync.Mutex          // one pass at a time: the ticker's, the last one at shutdown
+	synced map[string]walState // by path
 }
 
 // walState is what a WAL looked like when it was last synced.
@@ -66,6 +69,8 @@ func (w *walSyncer) run(ctx context.Context) {
 
 // pass syncs each WAL that changed or was written lately.
 func (w *walSyncer) pass() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	files, err := filepath.Glob(filepath.Join(w.dir, "*.sqlite-wal"))
 	if err != nil {
 		return fmt.Errorf("list write-ahead logs: %w", err)
