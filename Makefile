@@ -27,7 +27,8 @@ test: images
 	$(GO) test $(GOFLAGS_TEST) $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
 bench: images
-	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./deploy/...
+	$(GO) test -run '^$$' -bench Execute -benchtime 20x -timeout 30m ./deploy/...
+	$(GO) test -run '^$$' -bench LedgerCapacity -benchtime 1x -timeout 30m ./deploy/integration/
 
 lint:
 	@unformatted=$$(gofmt -l $(MODULES)); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi

@@ -220,7 +220,7 @@ func announceRunner(t testing.TB, natsURL string, langs ...string) {
 }
 
 // natsOf connects to the mesh's NATS for the rest of the test.
-func natsOf(t *testing.T, url string) jetstream.JetStream {
+func natsOf(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
