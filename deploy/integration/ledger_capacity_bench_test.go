@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,7 +84,8 @@ const (
 // limit; entries@final says where the second latency was then measured.
 //
 // One run is the measurement: run it with -benchtime 1x (make bench does).
-// CODEEXEC_BENCH_LEDGER_SECONDS sets the sustained window (default 60).
+// CODEEXEC_BENCH_LEDGER_SECONDS sets the sustained window (default 60);
+// CODEEXEC_BENCH_LEDGER_PROFILE=file writes a CPU profile of the all-in-one over it.
 func BenchmarkLedgerCapacity(b *testing.B) {
 	ctx, runStart := b.Context(), time.Now()
 	window := sustainedWindow(b)
@@ -174,11 +177,45 @@ func environWithout(prefix string) []string {
 
 // allInOneProc is the all-in-one binary running as a subprocess.
 type allInOneProc struct {
-	cmd     *exec.Cmd
-	logs    *procLog
-	natsURL string
-	exited  chan struct{}
-	err     error // of Wait, once exited is closed
+	cmd        *exec.Cmd
+	logs       *procLog
+	natsURL    string
+	metricsURL string // its metrics listener, which also serves Go's profiles
+	exited     chan struct{}
+	err        error // of Wait, once exited is closed
+}
+
+// profileSustained writes a CPU profile of the all-in-one over most of the sustained
+// window to the file CODEEXEC_BENCH_LEDGER_PROFILE names, when it is set; the returned
+// func waits for it.
+func (p *allInOneProc) profileSustained(b *testing.B, window time.Duration) (wait func()) {
+	path := os.Getenv("CODEEXEC_BENCH_LEDGER_PROFILE")
+	if path == "" {
+		return func() {}
+	}
+	seconds := max(int((window-2*time.Second)/time.Second), 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.metricsURL, seconds))
+		if err != nil {
+			b.Errorf("profile the all-in-one: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			b.Errorf("profile the all-in-one: %v", err)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			b.Errorf("profile the all-in-one: %v", err)
+			return
+		}
+		b.Logf("CPU profile of the all-in-one over %d s of the sustained phase: %s", seconds, path)
+	}()
+	return func() { <-done }
 }
 
 // startLedgerOnly starts the all-in-one running only the ledger on dataDir, with its NATS
@@ -186,18 +223,20 @@ type allInOneProc struct {
 func startLedgerOnly(b *testing.B, dataDir string) *allInOneProc {
 	b.Helper()
 	bin := allInOneBinary.build(b)
-	natsAddr := freeLoopbackAddr(b)
+	natsAddr, metricsAddr := freeLoopbackAddr(b), freeLoopbackAddr(b)
 	cmd := exec.Command(bin)
 	cmd.Env = append(environWithout("CODEEXEC_"),
 		"CODEEXEC_SERVICES=ledger",
 		"CODEEXEC_DATA_DIR="+dataDir,
 		"CODEEXEC_NATS_LISTEN="+natsAddr,
-		"CODEEXEC_METRICS_ADDR=127.0.0.1:0",
+		"CODEEXEC_METRICS_ADDR="+metricsAddr,
+		"CODEEXEC_PPROF=1",
 		"CODEEXEC_FREE_CREDIT_MICROS="+strconv.FormatInt(benchFreeCredit, 10),
 		"CODEEXEC_LEDGER_HOLD_TTL=24h", // a slow drain must not let the sweeper release holds
 		"CODEEXEC_LOG_LEVEL=warn",
 	)
-	p := &allInOneProc{cmd: cmd, logs: &procLog{}, natsURL: "nats://" + natsAddr, exited: make(chan struct{})}
+	p := &allInOneProc{cmd: cmd, logs: &procLog{}, natsURL: "nats://" + natsAddr,
+		metricsURL: "http://" + metricsAddr, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("start the all-in-one: %v", err)
@@ -590,9 +629,11 @@ func (d *ledgerDriver) sustain(b *testing.B, ctx context.Context, aio *allInOneP
 		b.Logf("sustained: %s in, %d results published, backlog %d",
 			time.Since(start).Round(time.Second), d.published.Load()-publishedStart, n)
 	})
+	profiled := aio.profileSustained(b, window)
 	end := start.Add(window)
 	err = drive(ctx, driverWorkers, func() bool { return time.Now().Before(end) }, d.runJob)
 	stopWatch()
+	profiled()
 	if err != nil {
 		b.Fatalf("sustained phase: %v", err)
 	}
