@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/codeexec/codeexec/ledger/internal/groupcommit"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/mongoconn"
 )
@@ -71,11 +72,25 @@ func FromResult(res messages.Result, priceMicros int64, region string, now time.
 
 // Store reads and writes records.
 type Store struct {
-	c *mongo.Collection
+	c       *mongo.Collection
+	inserts *groupcommit.Group[Record]
 }
 
+// Group commit of inserts: the records of results settled at once go in one insertMany.
+const (
+	maxInsertBatch = 64
+	insertTimeout  = 15 * time.Second
+)
+
+// errDuplicate is the outcome of a record that was there before.
+var errDuplicate = errors.New("execution record exists")
+
 // NewStore returns a Store over db's executions collection.
-func NewStore(db *mongo.Database) *Store { return &Store{c: db.Collection(Collection)} }
+func NewStore(db *mongo.Database) *Store {
+	s := &Store{c: db.Collection(Collection)}
+	s.inserts = groupcommit.New(s.insertMany, maxInsertBatch, insertTimeout)
+	return s
+}
 
 // EnsureIndexes creates the index of a user's records by time.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
@@ -85,16 +100,42 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	})
 }
 
-// Insert writes r once. created is false when the job was recorded before.
+// Insert writes r once. created is false when the job was recorded before. Records
+// inserted at the same moment share one database call.
 func (s *Store) Insert(ctx context.Context, r Record) (created bool, err error) {
-	_, err = s.c.InsertOne(ctx, r)
-	if mongo.IsDuplicateKeyError(err) {
+	err = s.inserts.Do(ctx, r)
+	if errors.Is(err, errDuplicate) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("insert execution record %s: %w", r.JobID, err)
 	}
 	return true, nil
+}
+
+// insertMany writes records in one unordered insertMany: a duplicate (errDuplicate) or
+// a failure of one record does not stop the others.
+func (s *Store) insertMany(ctx context.Context, recs []Record) []error {
+	_, err := s.c.InsertMany(ctx, recs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return make([]error, len(recs))
+	}
+	var bulk mongo.BulkWriteException
+	if !errors.As(err, &bulk) || bulk.WriteConcernError != nil {
+		return groupcommit.Each(len(recs), err)
+	}
+	errs := make([]error, len(recs))
+	for _, we := range bulk.WriteErrors {
+		if we.Index < 0 || we.Index >= len(recs) {
+			return groupcommit.Each(len(recs), err)
+		}
+		if we.HasErrorCode(11000) {
+			errs[we.Index] = errDuplicate
+		} else {
+			errs[we.Index] = we
+		}
+	}
+	return errs
 }
 
 // Get returns the record of jobID.

@@ -8,7 +8,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/codeexec/codeexec/ledger/internal/groupcommit"
 	"github.com/codeexec/codeexec/shared/excerpt"
 )
 
@@ -381,11 +383,37 @@ func (s *Store) putHoldMarker(ctx context.Context, account, jobID string, price 
 	return true, nil
 }
 
-// deleteHoldMarker is best effort: a leftover marker is cleaned by the sweeper.
+// deleteHoldMarker is best effort: a leftover marker is cleaned by the sweeper. Markers
+// closed at the same moment go in one command.
 func (s *Store) deleteHoldMarker(ctx context.Context, jobID string) {
-	if _, err := s.holds.DeleteOne(ctx, bson.D{{Key: "_id", Value: jobID}}); err != nil {
+	if err := s.markerDeletes.Do(ctx, jobID); err != nil {
 		s.opts.Log.Warn("delete hold marker", "job_id", jobID, "err", err)
 	}
+}
+
+// deleteMarkers deletes the markers of jobIDs with one unordered bulk write of deletes by
+// _id (each an indexed lookup on the embedded store too).
+func (s *Store) deleteMarkers(ctx context.Context, jobIDs []string) []error {
+	models := make([]mongo.WriteModel, len(jobIDs))
+	for i, id := range jobIDs {
+		models[i] = mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}})
+	}
+	_, err := s.holds.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	if err == nil {
+		return make([]error, len(jobIDs))
+	}
+	var bulk mongo.BulkWriteException
+	if !errors.As(err, &bulk) || bulk.WriteConcernError != nil {
+		return groupcommit.Each(len(jobIDs), err)
+	}
+	errs := make([]error, len(jobIDs))
+	for _, we := range bulk.WriteErrors {
+		if we.Index < 0 || we.Index >= len(jobIDs) {
+			return groupcommit.Each(len(jobIDs), err)
+		}
+		errs[we.Index] = we
+	}
+	return errs
 }
 
 // OpenHolds counts the holds not yet closed (their markers).

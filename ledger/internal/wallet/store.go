@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/codeexec/codeexec/ledger/internal/groupcommit"
 	"github.com/codeexec/codeexec/shared/mongoconn"
 )
 
@@ -51,8 +52,10 @@ type Store struct {
 	entries *mongo.Collection
 	refs    *mongo.Collection
 	holds   *mongo.Collection
-	opts    Options
-	locks   *keyLock
+	// markerDeletes sends the hold markers closed at the same moment in one command.
+	markerDeletes *groupcommit.Group[string]
+	opts          Options
+	locks         *keyLock
 
 	mu    sync.Mutex
 	heads map[string]cachedHead
@@ -78,7 +81,7 @@ func NewStore(db *mongo.Database, o Options) *Store {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 50
 	}
-	return &Store{
+	s := &Store{
 		entries: db.Collection(EntriesCollection),
 		refs:    db.Collection(RefsCollection),
 		holds:   db.Collection(HoldsCollection),
@@ -86,7 +89,15 @@ func NewStore(db *mongo.Database, o Options) *Store {
 		locks:   newKeyLock(),
 		heads:   make(map[string]cachedHead),
 	}
+	s.markerDeletes = groupcommit.New(s.deleteMarkers, maxMarkerDeletes, markerDeleteTimeout)
+	return s
 }
+
+// Group commit of hold marker deletes.
+const (
+	maxMarkerDeletes    = 64
+	markerDeleteTimeout = 15 * time.Second
+)
 
 // EnsureIndexes creates the unique ref index the money depends on, and the others.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
