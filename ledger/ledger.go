@@ -57,7 +57,7 @@ type Config struct {
 	HoldTTL time.Duration
 	// SweepInterval is the time between two sweeps of expired holds. Default 30 s.
 	SweepInterval time.Duration
-	// Workers is how many results are settled at once; default 16.
+	// Workers is how many results are settled at once; default 32.
 	Workers int
 	// NakDelay is the redelivery delay of a result after a database error; default 2 s.
 	NakDelay time.Duration

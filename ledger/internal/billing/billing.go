@@ -51,7 +51,7 @@ func ConsumerConfig() jetstream.ConsumerConfig {
 type Config struct {
 	Region   string        // recorded for results that name no region
 	Prices   pricing.Table // prices of jobs that were never reserved
-	Workers  int           // results settled at once; default 16
+	Workers  int           // results settled at once; default 48
 	NakDelay time.Duration // redelivery delay after a database error; default 2 s
 	// ProgressEvery is how often a result still being settled tells the server it is
 	// in progress, so that a slow database does not make it redeliver; default AckWait/3.
@@ -72,7 +72,7 @@ type Consumer struct {
 // New returns a Consumer.
 func New(js jetstream.JetStream, w *wallet.Store, r *records.Store, cfg Config, m *telemetry.Metrics, log *slog.Logger) *Consumer {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 16
+		cfg.Workers = 48
 	}
 	if cfg.NakDelay <= 0 {
 		cfg.NakDelay = 2 * time.Second

@@ -6,9 +6,14 @@ package groupcommit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Flush writes items and returns one error per item (nil: written). It must not keep items.
@@ -98,6 +103,56 @@ func Each(n int, err error) []error {
 	errs := make([]error, n)
 	for i := range errs {
 		errs[i] = err
+	}
+	return errs
+}
+
+// ErrDuplicate is the outcome of a document whose insert met a unique index.
+var ErrDuplicate = errors.New("duplicate key")
+
+// Inserts returns a Group that inserts the documents of concurrent callers into coll
+// with one unordered insertMany: a duplicate (ErrDuplicate) or a failure of one document
+// does not stop the others. On FerretDB the documents of one call share one transaction.
+func Inserts(coll *mongo.Collection, maxBatch int, timeout time.Duration) *Group[any] {
+	return New(func(ctx context.Context, docs []any) []error {
+		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		return perDocument(len(docs), err, func(we mongo.WriteError) error {
+			if we.HasErrorCode(11000) {
+				return ErrDuplicate
+			}
+			return we
+		})
+	}, maxBatch, timeout)
+}
+
+// Deletes returns a Group that deletes the documents of concurrent callers from coll by
+// _id, with one unordered bulk write of deletes (each an indexed lookup by _id).
+func Deletes(coll *mongo.Collection, maxBatch int, timeout time.Duration) *Group[any] {
+	return New(func(ctx context.Context, ids []any) []error {
+		models := make([]mongo.WriteModel, len(ids))
+		for i, id := range ids {
+			models[i] = mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}})
+		}
+		_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		return perDocument(len(ids), err, func(we mongo.WriteError) error { return we })
+	}, maxBatch, timeout)
+}
+
+// perDocument spreads the error of a bulk call over its n documents.
+func perDocument(n int, err error, writeError func(mongo.WriteError) error) []error {
+	if err == nil {
+		return make([]error, n)
+	}
+	var bulk mongo.BulkWriteException
+	if !errors.As(err, &bulk) || bulk.WriteConcernError != nil {
+		return Each(n, err)
+	}
+	errs := make([]error, n)
+	for _, we := range bulk.WriteErrors {
+		if we.Index < 0 || we.Index >= n {
+			return Each(n, err)
+		}
+		errs[we.Index] = writeError(we.WriteError)
 	}
 	return errs
 }

@@ -73,7 +73,7 @@ func FromResult(res messages.Result, priceMicros int64, region string, now time.
 // Store reads and writes records.
 type Store struct {
 	c       *mongo.Collection
-	inserts *groupcommit.Group[Record]
+	inserts *groupcommit.Group[any]
 }
 
 // Group commit of inserts: the records of results settled at once go in one insertMany.
@@ -82,14 +82,10 @@ const (
 	insertTimeout  = 15 * time.Second
 )
 
-// errDuplicate is the outcome of a record that was there before.
-var errDuplicate = errors.New("execution record exists")
-
 // NewStore returns a Store over db's executions collection.
 func NewStore(db *mongo.Database) *Store {
-	s := &Store{c: db.Collection(Collection)}
-	s.inserts = groupcommit.New(s.insertMany, maxInsertBatch, insertTimeout)
-	return s
+	c := db.Collection(Collection)
+	return &Store{c: c, inserts: groupcommit.Inserts(c, maxInsertBatch, insertTimeout)}
 }
 
 // EnsureIndexes creates the index of a user's records by time.
@@ -104,38 +100,13 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 // inserted at the same moment share one database call.
 func (s *Store) Insert(ctx context.Context, r Record) (created bool, err error) {
 	err = s.inserts.Do(ctx, r)
-	if errors.Is(err, errDuplicate) {
+	if errors.Is(err, groupcommit.ErrDuplicate) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("insert execution record %s: %w", r.JobID, err)
 	}
 	return true, nil
-}
-
-// insertMany writes records in one unordered insertMany: a duplicate (errDuplicate) or
-// a failure of one record does not stop the others.
-func (s *Store) insertMany(ctx context.Context, recs []Record) []error {
-	_, err := s.c.InsertMany(ctx, recs, options.InsertMany().SetOrdered(false))
-	if err == nil {
-		return make([]error, len(recs))
-	}
-	var bulk mongo.BulkWriteException
-	if !errors.As(err, &bulk) || bulk.WriteConcernError != nil {
-		return groupcommit.Each(len(recs), err)
-	}
-	errs := make([]error, len(recs))
-	for _, we := range bulk.WriteErrors {
-		if we.Index < 0 || we.Index >= len(recs) {
-			return groupcommit.Each(len(recs), err)
-		}
-		if we.HasErrorCode(11000) {
-			errs[we.Index] = errDuplicate
-		} else {
-			errs[we.Index] = we
-		}
-	}
-	return errs
 }
 
 // Get returns the record of jobID.

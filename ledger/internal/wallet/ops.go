@@ -8,9 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/codeexec/codeexec/ledger/internal/groupcommit"
 	"github.com/codeexec/codeexec/shared/excerpt"
 )
 
@@ -373,8 +371,8 @@ type holdMarker struct {
 
 // putHoldMarker reports whether it created the marker (false: it was there already).
 func (s *Store) putHoldMarker(ctx context.Context, account, jobID string, price int64, now time.Time) (bool, error) {
-	_, err := s.holds.InsertOne(ctx, holdMarker{JobID: jobID, Account: account, PriceMicros: price, CreatedAt: now})
-	if mongo.IsDuplicateKeyError(err) {
+	err := s.markerInserts.Do(ctx, holdMarker{JobID: jobID, Account: account, PriceMicros: price, CreatedAt: now})
+	if isDuplicate(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -389,31 +387,6 @@ func (s *Store) deleteHoldMarker(ctx context.Context, jobID string) {
 	if err := s.markerDeletes.Do(ctx, jobID); err != nil {
 		s.opts.Log.Warn("delete hold marker", "job_id", jobID, "err", err)
 	}
-}
-
-// deleteMarkers deletes the markers of jobIDs with one unordered bulk write of deletes by
-// _id (each an indexed lookup on the embedded store too).
-func (s *Store) deleteMarkers(ctx context.Context, jobIDs []string) []error {
-	models := make([]mongo.WriteModel, len(jobIDs))
-	for i, id := range jobIDs {
-		models[i] = mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}})
-	}
-	_, err := s.holds.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	if err == nil {
-		return make([]error, len(jobIDs))
-	}
-	var bulk mongo.BulkWriteException
-	if !errors.As(err, &bulk) || bulk.WriteConcernError != nil {
-		return groupcommit.Each(len(jobIDs), err)
-	}
-	errs := make([]error, len(jobIDs))
-	for _, we := range bulk.WriteErrors {
-		if we.Index < 0 || we.Index >= len(jobIDs) {
-			return groupcommit.Each(len(jobIDs), err)
-		}
-		errs[we.Index] = we
-	}
-	return errs
 }
 
 // OpenHolds counts the holds not yet closed (their markers).

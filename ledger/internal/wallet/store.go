@@ -52,10 +52,11 @@ type Store struct {
 	entries *mongo.Collection
 	refs    *mongo.Collection
 	holds   *mongo.Collection
-	// markerDeletes sends the hold markers closed at the same moment in one command.
-	markerDeletes *groupcommit.Group[string]
-	opts          Options
-	locks         *keyLock
+	// The inserts and deletes of concurrent operations share database calls (group
+	// commit): under load the embedded store then commits many documents at once.
+	entryInserts, refInserts, markerInserts, markerDeletes *groupcommit.Group[any]
+	opts                                                   Options
+	locks                                                  *keyLock
 
 	mu    sync.Mutex
 	heads map[string]cachedHead
@@ -89,15 +90,23 @@ func NewStore(db *mongo.Database, o Options) *Store {
 		locks:   newKeyLock(),
 		heads:   make(map[string]cachedHead),
 	}
-	s.markerDeletes = groupcommit.New(s.deleteMarkers, maxMarkerDeletes, markerDeleteTimeout)
+	s.entryInserts = groupcommit.Inserts(s.entries, maxBatch, batchTimeout)
+	s.refInserts = groupcommit.Inserts(s.refs, maxBatch, batchTimeout)
+	s.markerInserts = groupcommit.Inserts(s.holds, maxBatch, batchTimeout)
+	s.markerDeletes = groupcommit.Deletes(s.holds, maxBatch, batchTimeout)
 	return s
 }
 
-// Group commit of hold marker deletes.
+// Group commit: documents per database call, and how long one call may take.
 const (
-	maxMarkerDeletes    = 64
-	markerDeleteTimeout = 15 * time.Second
+	maxBatch     = 64
+	batchTimeout = 15 * time.Second
 )
+
+// isDuplicate tells whether an insert met a unique index.
+func isDuplicate(err error) bool {
+	return errors.Is(err, groupcommit.ErrDuplicate) || mongo.IsDuplicateKeyError(err)
+}
 
 // EnsureIndexes creates the unique ref index the money depends on, and the others.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
@@ -254,8 +263,8 @@ func (s *Store) lookupRefSlow(ctx context.Context, ref string) (Entry, bool, err
 
 // putRef writes the refs copy of e. Best effort: a missing copy only costs a slower read.
 func (s *Store) putRef(ctx context.Context, e Entry) {
-	_, err := s.refs.InsertOne(ctx, refDoc{Ref: e.Ref, Entry: e})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
+	err := s.refInserts.Do(ctx, refDoc{Ref: e.Ref, Entry: e})
+	if err != nil && !isDuplicate(err) {
 		s.opts.Log.Warn("write entry ref copy", "ref", e.Ref, "entry_id", e.ID, "err", err)
 	}
 }
@@ -323,14 +332,14 @@ func (s *Store) appendChecked(ctx context.Context, account, ref string, next fun
 			Reason:          d.Reason,
 			CreatedAt:       s.now(),
 		}
-		_, err = s.entries.InsertOne(ctx, e)
+		err = s.entryInserts.Do(ctx, e)
 		if err == nil {
 			s.setHead(e)
 			s.putRef(ctx, e)
 			return e, true, nil
 		}
 		s.markStale(account)
-		if !mongo.IsDuplicateKeyError(err) {
+		if !isDuplicate(err) {
 			// The insert may or may not have happened; the stale head makes the next
 			// attempt find out.
 			return Entry{}, false, fmt.Errorf("insert entry %s: %w", e.ID, err)
