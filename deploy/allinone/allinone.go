@@ -210,7 +210,7 @@ func waitResponder(ctx context.Context, stopped <-chan struct{}, nc *nats.Conn, 
 func (inst *Instance) startNATS(cfg config.Config, log *slog.Logger) (func(string) (*nats.Conn, error), string, error) {
 	if cfg.NATSURL != "" {
 		return func(name string) (*nats.Conn, error) {
-			nc, err := natsconn.Connect(cfg.NATSURL, name, log)
+			nc, err := natsconn.Connect(cfg.NATSURL, cfg.NATS, name, log)
 			if err == nil {
 				inst.cleanup = append(inst.cleanup, nc.Close)
 			}

@@ -16,6 +16,8 @@ import (
 type Config struct {
 	HTTPAddr    string // CODEEXEC_HTTP_ADDR, the edge's listen address
 	NATSURL     string // CODEEXEC_NATS_URL; empty: embedded nats-server (all-in-one only)
+	// NATS is how a service authenticates to an external NATS: never through the URL.
+	NATS NATSAuth
 	MongoURI    string // CODEEXEC_MONGO_URI; empty: embedded FerretDB (all-in-one only)
 	MongoDB     string // CODEEXEC_MONGO_DB, database name
 	DataDir     string // CODEEXEC_DATA_DIR
@@ -132,6 +134,12 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	}
 	str("CODEEXEC_HTTP_ADDR", &c.HTTPAddr)
 	str("CODEEXEC_NATS_URL", &c.NATSURL)
+	str("CODEEXEC_NATS_USER", &c.NATS.User)
+	str("CODEEXEC_NATS_PASSWORD", &c.NATS.Password)
+	str("CODEEXEC_NATS_CREDS", &c.NATS.CredsFile)
+	str("CODEEXEC_NATS_TLS_CA", &c.NATS.TLSCA)
+	str("CODEEXEC_NATS_TLS_CERT", &c.NATS.TLSCert)
+	str("CODEEXEC_NATS_TLS_KEY", &c.NATS.TLSKey)
 	str("CODEEXEC_MONGO_URI", &c.MongoURI)
 	str("CODEEXEC_MONGO_DB", &c.MongoDB)
 	str("CODEEXEC_DATA_DIR", &c.DataDir)
@@ -232,6 +240,9 @@ func list(v string) []string {
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
 	var errs []error
+	if err := c.NATS.check(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
 	if !subjects.Token(c.Region) {
 		errs = append(errs, fmt.Errorf("CODEEXEC_REGION %q: use letters, digits, - and _", c.Region))
 	}

@@ -37,7 +37,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	nc, err := natsconn.Connect(cfg.NATSURL, "codeexec-accounts", log)
+	nc, err := natsconn.Connect(cfg.NATSURL, cfg.NATS, "codeexec-accounts", log)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	nc, err := natsconn.Connect(cfg.NATSURL, "codeexec-edge", log)
+	nc, err := natsconn.Connect(cfg.NATSURL, cfg.NATS, "codeexec-edge", log)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func run() error {
 	if cfg.MongoURI == "" {
 		return fmt.Errorf("CODEEXEC_MONGO_URI is required for a standalone ledger")
 	}
-	nc, err := natsconn.Connect(cfg.NATSURL, "ledger", log)
+	nc, err := natsconn.Connect(cfg.NATSURL, cfg.NATS, "codeexec-ledger", log)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	nc, err := natsconn.Connect(cfg.NATSURL, "codeexec-runner", log)
+	nc, err := natsconn.Connect(cfg.NATSURL, cfg.NATS, "codeexec-runner", log)
 	if err != nil {
 		return err
 	}
