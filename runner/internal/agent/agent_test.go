@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/runner/internal/testenv"
@@ -317,5 +318,37 @@ func TestResultGoesOnlyToAContractNotifySubject(t *testing.T) {
 	case s := <-got:
 		t.Errorf("also notified %s", s)
 	default:
+	}
+}
+
+// A result that cannot be stored at first (the results stream is gone, as during a NATS
+// leader election) is stored by a retry once the stream is back: the job is neither run
+// again nor left to its ack wait.
+func TestResultIsStoredThroughAnOutage(t *testing.T) {
+	release := make(chan struct{})
+	sb := &fakeSandbox{run: func(ctx context.Context, _ sandbox.Job) (sandbox.Outcome, error) {
+		<-release
+		zero := 0
+		return sandbox.Outcome{Status: messages.StatusSucceeded, ExitCode: &zero}, nil
+	}}
+	f := startAgent(t, sb, Config{Slots: 1})
+	f.publish(t, "job-outage")
+	waitfor.Eventually(t, 20*time.Second, "the job runs", func() (bool, error) { return sb.calls.Load() == 1, nil })
+	if err := f.js.DeleteStream(t.Context(), subjects.ResultsStream); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	waitfor.Eventually(t, 20*time.Second, "a failed store is tried again", func() (bool, error) {
+		return testutil.ToFloat64(f.agent.metrics.ResultRetries) > 0, nil
+	})
+	if err := streams.Ensure(t.Context(), f.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.result(t, "job-outage", 30*time.Second); r.Status != messages.StatusSucceeded {
+		t.Fatalf("stored %s, want succeeded", r.Status)
+	}
+	waitfor.Eventually(t, 20*time.Second, "the job is acked", func() (bool, error) { return f.jobsLeft(t) == 0, nil })
+	if n := sb.calls.Load(); n != 1 {
+		t.Fatalf("ran %d times, want once", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -307,10 +308,9 @@ func (a *Agent) publish(ctx context.Context, job *messages.Job, res messages.Res
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, resultStoreBudget+15*time.Second)
 	defer cancel()
-	ack, err := a.js.Publish(ctx, subjects.Results(job.JobID), data,
-		jetstream.WithMsgID(subjects.ResultMsgID(job.JobID)), jetstream.WithExpectLastSequencePerSubject(0))
+	ack, err := a.storeResult(ctx, job.JobID, data)
 	switch {
 	case err != nil && !wrongLastSequence(err):
 		return fmt.Errorf("store result: %w", err)
@@ -335,6 +335,43 @@ func (a *Agent) publish(ctx context.Context, job *messages.Job, res messages.Res
 		}
 	}
 	return nil
+}
+
+// Storing a result is retried through a NATS leader election or a lost connection, with
+// backoff, for at most resultStoreBudget; then the job is left to its ack wait.
+const (
+	resultStoreBudget   = 20 * time.Second
+	resultStoreAttempt  = 5 * time.Second
+	resultStoreFirstGap = 100 * time.Millisecond
+	resultStoreMaxGap   = 2 * time.Second
+)
+
+// storeResult publishes a job's result on its results subject, once: the msg id and the
+// expectation that the subject is empty make a retry of a publish that did land answer
+// "wrong last sequence" (or a duplicate ack), which publish handles, never a second copy.
+func (a *Agent) storeResult(ctx context.Context, jobID string, data []byte) (*jetstream.PubAck, error) {
+	ctx, cancel := context.WithTimeout(ctx, resultStoreBudget)
+	defer cancel()
+	gap := resultStoreFirstGap
+	for attempt := 1; ; attempt++ {
+		attemptCtx, cancelAttempt := context.WithTimeout(ctx, resultStoreAttempt)
+		ack, err := a.js.Publish(attemptCtx, subjects.Results(jobID), data,
+			jetstream.WithMsgID(subjects.ResultMsgID(jobID)), jetstream.WithExpectLastSequencePerSubject(0))
+		cancelAttempt()
+		if err == nil || wrongLastSequence(err) {
+			return ack, err
+		}
+		a.log.Warn("store result; trying again", "job_id", jobID, "attempt", attempt, "err", err)
+		t := time.NewTimer(gap/2 + rand.N(gap))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("store result (%d attempts): %w", attempt, err)
+		case <-t.C:
+		}
+		a.metrics.ResultRetries.Inc()
+		gap = min(gap*2, resultStoreMaxGap)
+	}
 }
 
 // encodeResult encodes res within messages.MaxResultBytes. The sandbox bounds the output

@@ -14,6 +14,7 @@ type Metrics struct {
 	PoolWarm       *prometheus.GaugeVec     // pool_warm{language}
 	SlotsFree      prometheus.Gauge         // slots_free
 	RunsPerJob     *prometheus.HistogramVec // runs_per_job{language}
+	ResultRetries  prometheus.Counter       // result_publish_retries_total
 }
 
 // NewMetrics registers the runner's series on reg.
@@ -46,8 +47,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Deliveries a job took until its result was stored here: above 1 only after a runner died holding it or the platform failed.",
 			Buckets: []float64{1, 2, 3, 4, 5},
 		}, []string{"language"}),
+		ResultRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "result_publish_retries_total",
+			Help: "Attempts to store a result that failed and were tried again (a NATS leader election, a lost connection).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.PoolWarm, m.SlotsFree, m.RunsPerJob} {
+	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.PoolWarm, m.SlotsFree, m.RunsPerJob, m.ResultRetries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
