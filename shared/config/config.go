@@ -14,10 +14,10 @@ import (
 
 // Config is every setting a CodeExec process may read. Each service uses the part it needs.
 type Config struct {
-	HTTPAddr    string // CODEEXEC_HTTP_ADDR, the edge's listen address
-	NATSURL     string // CODEEXEC_NATS_URL; empty: embedded nats-server (all-in-one only)
+	HTTPAddr string // CODEEXEC_HTTP_ADDR, the edge's listen address
+	NATSURL  string // CODEEXEC_NATS_URL; empty: embedded nats-server (all-in-one only)
 	// NATS is how a service authenticates to an external NATS: never through the URL.
-	NATS NATSAuth
+	NATS        NATSAuth
 	MongoURI    string // CODEEXEC_MONGO_URI; empty: embedded FerretDB (all-in-one only)
 	MongoDB     string // CODEEXEC_MONGO_DB, database name
 	DataDir     string // CODEEXEC_DATA_DIR

@@ -60,6 +60,11 @@ func ResultsConfig(replicas int) jetstream.StreamConfig {
 	}
 }
 
+// JobFleetMaxAckPending is the default cap of the jobs in flight across all runners of a
+// region and language: sized for a fleet, not for one runner, since each runner bounds
+// itself by pulling one job per free slot. N runners of 4 slots run 4N jobs at once.
+const JobFleetMaxAckPending = 4096
+
 // JobConsumerConfig is the durable pull consumer all runners of region and language bind.
 // maxAckPending caps the jobs in flight across those runners; ackWait (0: JobAckWait) is how
 // long a job held without an ack or in-progress ping waits before its redelivery.

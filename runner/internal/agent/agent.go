@@ -29,7 +29,8 @@ type Config struct {
 	Region   string
 	// Slots is how many jobs run at once.
 	Slots int
-	// MaxAckPending is set on the job consumers (streams.JobConsumerConfig); default Slots.
+	// MaxAckPending is set on the job consumers (streams.JobConsumerConfig), which every
+	// runner of the region and language shares; default streams.JobFleetMaxAckPending.
 	MaxAckPending int
 	// AckWait is set on the job consumers; default streams.JobAckWait. In-progress pings
 	// come at least three times per AckWait.
@@ -50,7 +51,7 @@ func (c *Config) defaults(langs int) {
 		c.Slots = 1
 	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = c.Slots
+		c.MaxAckPending = streams.JobFleetMaxAckPending
 	}
 	if c.FetchExpiry == 0 {
 		c.FetchExpiry = time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -351,4 +352,57 @@ func TestResultIsStoredThroughAnOutage(t *testing.T) {
 	if n := sb.calls.Load(); n != 1 {
 		t.Fatalf("ran %d times, want once", n)
 	}
+}
+
+// Two runners of 4 slots on one job consumer run 8 jobs at once: the consumer's in-flight
+// limit is the fleet's, and each runner bounds itself by its free slots.
+func TestRunnersAddUpOnASharedConsumer(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	let := func() { releaseOnce.Do(func() { close(release) }) }
+	var running atomic.Int32
+	run := func(ctx context.Context, _ sandbox.Job) (sandbox.Outcome, error) {
+		running.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		zero := 0
+		return sandbox.Outcome{Status: messages.StatusSucceeded, ExitCode: &zero}, nil
+	}
+	f := startAgent(t, &fakeSandbox{run: run}, Config{Slots: 4})
+	secondAgent(t, f, "r2", &fakeSandbox{run: run}, Config{Slots: 4})
+	t.Cleanup(let) // first: the runners stop only once their jobs end
+	for i := range 10 {
+		f.publish(t, fmt.Sprintf("job-%d", i))
+	}
+	waitfor.Eventually(t, 20*time.Second, "8 jobs running at once", func() (bool, error) { return running.Load() == 8, nil })
+	let()
+	waitfor.Eventually(t, 30*time.Second, "every job done", func() (bool, error) { return f.jobsLeft(t) == 0, nil })
+	if n := running.Load(); n != 10 {
+		t.Fatalf("ran %d jobs, want 10", n)
+	}
+}
+
+// secondAgent starts another runner on f's NATS.
+func secondAgent(t *testing.T, f *fixture, id string, sb Sandbox, cfg Config) {
+	t.Helper()
+	catalog, err := languages.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	py, _ := catalog.Resolve("python")
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RunnerID, cfg.Region = id, "local"
+	a, err := New(cfg, f.nc, sb, fakePool{}, catalog, []*languages.Language{py}, m, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
