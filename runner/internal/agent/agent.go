@@ -19,6 +19,7 @@ import (
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
@@ -126,9 +127,10 @@ func New(cfg Config, nc *nats.Conn, sb Sandbox, pool Pool, catalog *languages.Ca
 // Run pulls jobs until ctx ends, then drains: it stops pulling, finishes the jobs it holds
 // and publishes their results, and returns once their containers are removed.
 func (a *Agent) Run(ctx context.Context) error {
-	results, err := a.js.Stream(ctx, subjects.ResultsStream)
+	results, err := natsconn.Await(ctx, a.log, "the results stream "+subjects.ResultsStream+" (provisioned by streams.Ensure)",
+		func(ctx context.Context) (jetstream.Stream, error) { return a.js.Stream(ctx, subjects.ResultsStream) })
 	if err != nil {
-		return fmt.Errorf("results stream %s (is it provisioned? streams.Ensure): %w", subjects.ResultsStream, err)
+		return err
 	}
 	if a.index, err = a.js.KeyValue(ctx, subjects.JobIndexBucket); err != nil {
 		a.log.Warn("no job index: jobs will not show as running", "bucket", subjects.JobIndexBucket, "err", err)
@@ -136,7 +138,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	consumers := make([]jetstream.Consumer, len(a.langs))
 	for i, l := range a.langs {
-		if consumers[i], err = a.bind(ctx, l.Name); err != nil {
+		consumers[i], err = natsconn.Await(ctx, a.log, "the job consumer of "+l.Name,
+			func(ctx context.Context) (jetstream.Consumer, error) { return a.bind(ctx, l.Name) })
+		if err != nil {
 			return err
 		}
 		a.maxDeliver[l.Name] = streams.JobMaxDeliver

@@ -19,6 +19,7 @@ import (
 
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/runner/internal/testenv"
+	"github.com/codeexec/codeexec/shared/embedded"
 	"github.com/codeexec/codeexec/shared/embedded/embeddedtest"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
@@ -405,4 +406,73 @@ func secondAgent(t *testing.T, f *fixture, id string, sb Sandbox, cfg Config) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A runner started before the streams are provisioned waits for them, saying so, and
+// serves once they appear, instead of exiting.
+func TestRunnerWaitsForProvisioning(t *testing.T) {
+	srv, err := embedded.StartNATS(t.TempDir(), embedded.NATSOptions{Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc := embeddedtest.Connect(t, srv, "runner")
+	testenv.ServeHolds(t, nc)
+	catalog, err := languages.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	py, _ := catalog.Resolve("python")
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	a, err := New(Config{RunnerID: "r1", Region: "local", Slots: 1}, nc, &fakeSandbox{}, fakePool{}, catalog,
+		[]*languages.Language{py}, m, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitfor.Eventually(t, 20*time.Second, "the runner says it waits for the results stream", func() (bool, error) {
+		select {
+		case err := <-done:
+			return false, fmt.Errorf("the runner stopped: %v", err)
+		default:
+		}
+		return strings.Contains(logs.String(), "waiting") && strings.Contains(logs.String(), subjects.ResultsStream), nil
+	})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(t.Context(), js, 1); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{agent: a, nc: nc, js: js}
+	f.publish(t, "job-late")
+	if r := f.result(t, "job-late", 30*time.Second); r.Status != messages.StatusSucceeded {
+		t.Fatalf("got %s, want succeeded", r.Status)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
