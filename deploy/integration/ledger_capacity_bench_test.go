@@ -550,7 +550,13 @@ func (d *ledgerDriver) fillTo(b *testing.B, ctx context.Context, target int64, d
 	b.Helper()
 	start, startEntries := time.Now(), d.entries()
 	lastLog := start
+	var mu sync.Mutex
+	updated := make(chan struct{}) // closed and made again at each reading of the backlog
 	backlog, stopWatch := d.watchBacklog(ctx, 250*time.Millisecond, func(n int64) {
+		mu.Lock()
+		close(updated)
+		updated = make(chan struct{})
+		mu.Unlock()
 		if time.Since(lastLog) >= 10*time.Second {
 			lastLog = time.Now()
 			settledEntries := d.entries() - 2*n
@@ -561,7 +567,14 @@ func (d *ledgerDriver) fillTo(b *testing.B, ctx context.Context, target int64, d
 	})
 	more := func() bool {
 		for backlog.Load() > fillMaxBacklog && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(50 * time.Millisecond) // the watcher updates the backlog
+			mu.Lock()
+			next := updated
+			mu.Unlock()
+			select { // the next reading of the backlog
+			case <-next:
+			case <-ctx.Done():
+			case <-time.After(time.Until(deadline)):
+			}
 		}
 		return d.entries() < target && time.Now().Before(deadline)
 	}
