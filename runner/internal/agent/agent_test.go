@@ -71,6 +71,18 @@ func startAgent(t *testing.T, sb Sandbox, cfg Config) *fixture {
 	t.Helper()
 	_, nc, js := embeddedtest.NATS(t)
 	holds := testenv.ServeHolds(t, nc)
+	a := newAgent(t, nc, "r1", sb, cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fixture{agent: a, nc: nc, js: js, cancel: cancel, done: make(chan error, 1), holds: holds}
+	go func() { f.done <- a.Run(ctx) }()
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { cancel(); <-f.done }) })
+	return f
+}
+
+// newAgent makes the runner agent id of region local, serving python on nc.
+func newAgent(t *testing.T, nc *nats.Conn, id string, sb Sandbox, cfg Config, log *slog.Logger) *Agent {
+	t.Helper()
 	catalog, err := languages.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -80,17 +92,21 @@ func startAgent(t *testing.T, sb Sandbox, cfg Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.RunnerID, cfg.Region = "r1", "local"
-	a, err := New(cfg, nc, sb, fakePool{}, catalog, []*languages.Language{py}, m, slog.New(slog.DiscardHandler))
+	cfg.RunnerID, cfg.Region = id, "local"
+	a, err := New(cfg, nc, sb, fakePool{}, catalog, []*languages.Language{py}, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// runAgent runs a until the test ends; the channel gets what Run returned.
+func runAgent(t *testing.T, a *Agent) <-chan error {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fixture{agent: a, nc: nc, js: js, cancel: cancel, done: make(chan error, 1), holds: holds}
-	go func() { f.done <- a.Run(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { cancel(); <-f.done }) })
-	return f
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return done
 }
 
 func (f *fixture) publish(t *testing.T, id string) {
@@ -372,7 +388,7 @@ func TestRunnersAddUpOnASharedConsumer(t *testing.T) {
 		return sandbox.Outcome{Status: messages.StatusSucceeded, ExitCode: &zero}, nil
 	}
 	f := startAgent(t, &fakeSandbox{run: run}, Config{Slots: 4})
-	secondAgent(t, f, "r2", &fakeSandbox{run: run}, Config{Slots: 4})
+	runAgent(t, newAgent(t, f.nc, "r2", &fakeSandbox{run: run}, Config{Slots: 4}, slog.New(slog.DiscardHandler)))
 	t.Cleanup(let) // first: the runners stop only once their jobs end
 	for i := range 10 {
 		f.publish(t, fmt.Sprintf("job-%d", i))
@@ -385,29 +401,6 @@ func TestRunnersAddUpOnASharedConsumer(t *testing.T) {
 	}
 }
 
-// secondAgent starts another runner on f's NATS.
-func secondAgent(t *testing.T, f *fixture, id string, sb Sandbox, cfg Config) {
-	t.Helper()
-	catalog, err := languages.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	py, _ := catalog.Resolve("python")
-	m, err := NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.RunnerID, cfg.Region = id, "local"
-	a, err := New(cfg, f.nc, sb, fakePool{}, catalog, []*languages.Language{py}, m, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-}
-
 // A runner started before the streams are provisioned waits for them, saying so, and
 // serves once they appear, instead of exiting.
 func TestRunnerWaitsForProvisioning(t *testing.T) {
@@ -418,25 +411,9 @@ func TestRunnerWaitsForProvisioning(t *testing.T) {
 	t.Cleanup(srv.Shutdown)
 	nc := embeddedtest.Connect(t, srv, "runner")
 	testenv.ServeHolds(t, nc)
-	catalog, err := languages.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	py, _ := catalog.Resolve("python")
-	m, err := NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs lockedBuffer
-	a, err := New(Config{RunnerID: "r1", Region: "local", Slots: 1}, nc, &fakeSandbox{}, fakePool{}, catalog,
-		[]*languages.Language{py}, m, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	a := newAgent(t, nc, "r1", &fakeSandbox{}, Config{Slots: 1}, slog.New(slog.NewTextHandler(&logs, nil)))
+	done := runAgent(t, a)
 
 	waitfor.Eventually(t, 20*time.Second, "the runner says it waits for the results stream", func() (bool, error) {
 		select {
