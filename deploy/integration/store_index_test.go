@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +11,7 @@ import (
 
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/embedded"
-	"github.com/codeexec/codeexec/shared/waitfor"
+	"github.com/codeexec/codeexec/shared/embedded/embeddedtest"
 )
 
 // serviceCollections are the collections the services keep on MongoDB.
@@ -69,34 +67,6 @@ func TestEmbeddedStoreLooksUpByIndex(t *testing.T) {
 		}
 	}
 	for _, name := range names {
-		requireIndexedLookup(t, db.Collection(name))
+		embeddedtest.RequireIndexedLookup(t, db.Collection(name))
 	}
-}
-
-// requireIndexedLookup fails unless the embedded store's lookup of c by _id uses an
-// index. A connection of FerretDB's pool that loaded the schema before the index existed
-// plans with the old one until its next statement that runs, which EXPLAIN alone is not,
-// so each attempt runs a real lookup first.
-func requireIndexedLookup(t *testing.T, c *mongo.Collection) {
-	t.Helper()
-	var plan string
-	explain := bson.D{{Key: "explain", Value: bson.D{
-		{Key: "find", Value: c.Name()}, {Key: "filter", Value: bson.D{{Key: "_id", Value: "some-id"}}},
-	}}}
-	waitfor.Eventually(t, 10*time.Second, "an indexed lookup by _id in "+c.Name(), func() (bool, error) {
-		if err := c.FindOne(t.Context(), bson.D{{Key: "_id", Value: "some-id"}}).Err(); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-			return false, err
-		}
-		var out struct {
-			QueryPlanner struct {
-				Plan []string `bson:"Plan"`
-			} `bson:"queryPlanner"`
-		}
-		if err := c.Database().RunCommand(t.Context(), explain).Decode(&out); err != nil {
-			return false, err
-		}
-		plan = strings.Join(out.QueryPlanner.Plan, "; ")
-		return strings.Contains(plan, "SEARCH") && !strings.Contains(plan, "SCAN"), nil
-	})
-	t.Logf("%s: %s", c.Name(), plan)
 }

@@ -3,10 +3,8 @@ package embedded_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/shared/embedded"
-	"github.com/codeexec/codeexec/shared/waitfor"
+	"github.com/codeexec/codeexec/shared/embedded/embeddedtest"
 )
 
 func startMongo(t *testing.T, dir string) (*embedded.Mongo, *mongo.Client) {
@@ -34,44 +32,6 @@ func startMongo(t *testing.T, dir string) (*embedded.Mongo, *mongo.Client) {
 		m.Shutdown()
 	})
 	return m, client
-}
-
-// idLookupPlan is SQLite's query plan for a lookup of one document by _id, as FerretDB's
-// explain reports it.
-func idLookupPlan(t *testing.T, c *mongo.Collection) string {
-	t.Helper()
-	var out struct {
-		QueryPlanner struct {
-			Plan []string `bson:"Plan"`
-		} `bson:"queryPlanner"`
-	}
-	err := c.Database().RunCommand(t.Context(), bson.D{{Key: "explain", Value: bson.D{
-		{Key: "find", Value: c.Name()}, {Key: "filter", Value: bson.D{{Key: "_id", Value: "some-id"}}},
-	}}}).Decode(&out)
-	if err != nil {
-		t.Fatalf("explain find by _id on %s: %v", c.Name(), err)
-	}
-	return strings.Join(out.QueryPlanner.Plan, "; ")
-}
-
-func usesIndex(plan string) bool {
-	return strings.Contains(plan, "SEARCH") && strings.Contains(plan, "USING INDEX") && !strings.Contains(plan, "SCAN")
-}
-
-// requireIndexedLookup fails unless FerretDB's lookup of c by _id uses an index. A
-// connection of FerretDB's pool that loaded the schema before the index existed reloads
-// it on its next statement that runs, which EXPLAIN alone never does: so each attempt
-// first runs a real lookup, and the plan must come within a few attempts.
-func requireIndexedLookup(t *testing.T, c *mongo.Collection) {
-	t.Helper()
-	var plan string
-	waitfor.Eventually(t, 10*time.Second, "an indexed lookup by _id on "+c.Name(), func() (bool, error) {
-		if err := c.FindOne(t.Context(), bson.D{{Key: "_id", Value: "some-id"}}).Err(); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-			return false, err
-		}
-		plan = idLookupPlan(t, c)
-		return usesIndex(plan), nil
-	})
 }
 
 func fill(t *testing.T, c *mongo.Collection, n int) {
@@ -93,7 +53,7 @@ func TestLookupByIDUsesAnIndex(t *testing.T) {
 	if err := m.IndexCollections(t.Context()); err != nil {
 		t.Fatalf("index collections: %v", err)
 	}
-	requireIndexedLookup(t, c)
+	embeddedtest.RequireIndexedLookup(t, c)
 	var got bson.M
 	if err := c.FindOne(t.Context(), bson.D{{Key: "_id", Value: "doc-7"}}).Decode(&got); err != nil || got["n"] != int32(7) {
 		t.Fatalf("find doc-7 through the index: %v %v", got, err)
@@ -102,7 +62,7 @@ func TestLookupByIDUsesAnIndex(t *testing.T) {
 	t.Run("a new collection is indexed by the background pass", func(t *testing.T) {
 		later := db.Collection("later")
 		fill(t, later, 1)
-		requireIndexedLookup(t, later)
+		embeddedtest.RequireIndexedLookup(t, later)
 	})
 
 	t.Run("a collection dropped and made again", func(t *testing.T) {
@@ -113,7 +73,7 @@ func TestLookupByIDUsesAnIndex(t *testing.T) {
 		if err := m.IndexCollections(t.Context()); err != nil {
 			t.Fatalf("index collections: %v", err)
 		}
-		requireIndexedLookup(t, c)
+		embeddedtest.RequireIndexedLookup(t, c)
 	})
 
 	t.Run("a database dropped and made again", func(t *testing.T) {
@@ -124,7 +84,7 @@ func TestLookupByIDUsesAnIndex(t *testing.T) {
 		if err := m.IndexCollections(t.Context()); err != nil {
 			t.Fatalf("index collections: %v", err)
 		}
-		requireIndexedLookup(t, c)
+		embeddedtest.RequireIndexedLookup(t, c)
 	})
 }
 
@@ -174,7 +134,7 @@ func TestExistingCollectionsAreIndexedAtStart(t *testing.T) {
 	dropOurIndexes(t, filepath.Join(dir, "ferretdb", "app.sqlite"))
 
 	_, client = startMongo(t, dir)
-	if plan := idLookupPlan(t, client.Database("app").Collection("old")); !usesIndex(plan) {
+	if plan := embeddedtest.IDLookupPlan(t, client.Database("app").Collection("old")); !embeddedtest.UsesIndex(plan) {
 		t.Fatalf("lookup by _id after a restart does not use an index: %s", plan)
 	}
 }
