@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/codeexec/codeexec/ledger/internal/groupcommit"
 	"github.com/codeexec/codeexec/shared/excerpt"
 )
 
@@ -372,7 +373,7 @@ type holdMarker struct {
 // putHoldMarker reports whether it created the marker (false: it was there already).
 func (s *Store) putHoldMarker(ctx context.Context, account, jobID string, price int64, now time.Time) (bool, error) {
 	err := s.markerInserts.Do(ctx, holdMarker{JobID: jobID, Account: account, PriceMicros: price, CreatedAt: now})
-	if isDuplicate(err) {
+	if errors.Is(err, groupcommit.ErrDuplicate) {
 		return false, nil
 	}
 	if err != nil {

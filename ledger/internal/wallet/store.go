@@ -103,11 +103,6 @@ const (
 	batchTimeout = 15 * time.Second
 )
 
-// isDuplicate tells whether an insert met a unique index.
-func isDuplicate(err error) bool {
-	return errors.Is(err, groupcommit.ErrDuplicate) || mongo.IsDuplicateKeyError(err)
-}
-
 // EnsureIndexes creates the unique ref index the money depends on, and the others.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	if err := mongoconn.EnsureIndexes(ctx, s.entries,
@@ -264,7 +259,7 @@ func (s *Store) lookupRefSlow(ctx context.Context, ref string) (Entry, bool, err
 // putRef writes the refs copy of e. Best effort: a missing copy only costs a slower read.
 func (s *Store) putRef(ctx context.Context, e Entry) {
 	err := s.refInserts.Do(ctx, refDoc{Ref: e.Ref, Entry: e})
-	if err != nil && !isDuplicate(err) {
+	if err != nil && !errors.Is(err, groupcommit.ErrDuplicate) {
 		s.opts.Log.Warn("write entry ref copy", "ref", e.Ref, "entry_id", e.ID, "err", err)
 	}
 }
@@ -339,7 +334,7 @@ func (s *Store) appendChecked(ctx context.Context, account, ref string, next fun
 			return e, true, nil
 		}
 		s.markStale(account)
-		if !isDuplicate(err) {
+		if !errors.Is(err, groupcommit.ErrDuplicate) {
 			// The insert may or may not have happened; the stale head makes the next
 			// attempt find out.
 			return Entry{}, false, fmt.Errorf("insert entry %s: %w", e.ID, err)
