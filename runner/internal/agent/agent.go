@@ -80,6 +80,8 @@ type Sandbox interface {
 // Pool hands out fresh containers.
 type Pool interface {
 	Take(ctx context.Context, lang, jobID string) (*sandbox.Container, bool, error)
+	// Refill says that a job taken from lang is over, so its container can be replaced.
+	Refill(lang string)
 }
 
 // Agent pulls and runs jobs.

@@ -57,6 +57,7 @@ type fakePool struct{}
 func (fakePool) Take(context.Context, string, string) (*sandbox.Container, bool, error) {
 	return &sandbox.Container{ID: "fake-container-id"}, true, nil
 }
+func (fakePool) Refill(string) {}
 
 type fixture struct {
 	agent  *Agent

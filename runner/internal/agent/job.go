@@ -122,7 +122,13 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 	}
 	a.markRunning(ctx, job.JobID, log)
 
-	res, err := a.execute(ctx, lang, msg, &job, int(md.NumDelivered))
+	var used *sandbox.Container
+	defer func() {
+		if used != nil {
+			a.dispose(ctx, lang.Name, used)
+		}
+	}()
+	res, err := a.execute(ctx, lang, msg, &job, int(md.NumDelivered), &used)
 	var refused *holdRefusal
 	if errors.As(err, &refused) {
 		log.Info("job refused by the ledger, not run", "reason", refused.reason)
@@ -152,6 +158,18 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 	a.metrics.RunsPerJob.WithLabelValues(lang.Name).Observe(float64(md.NumDelivered))
 	a.ack(ctx, msg, log)
 	log.Info("job done", "status", res.Status, "wall_ms", res.WallTimeMs, "total_ms", time.Since(start).Milliseconds())
+}
+
+// dispose removes a job's container and has the pool replace it: after the job's result is
+// out, so that neither delays it (both cost the daemon tens of milliseconds of CPU). Run
+// waits for the removal before returning.
+func (a *Agent) dispose(ctx context.Context, lang string, c *sandbox.Container) {
+	a.removals.Add(1)
+	go func() {
+		defer a.removals.Done()
+		a.sb.Remove(context.WithoutCancel(ctx), c)
+	}()
+	a.pool.Refill(lang)
 }
 
 // markRunning records in the job index, without delaying the job, that it has started here,
@@ -194,7 +212,9 @@ func (a *Agent) check(job *messages.Job, lang *languages.Language) error {
 
 // execute runs the job in a fresh container, with in-progress pings, and builds its result.
 // The error is an infrastructure failure.
-func (a *Agent) execute(ctx context.Context, lang *languages.Language, msg jetstream.Msg, job *messages.Job, attempt int) (messages.Result, error) {
+//
+// The container it took is left in *used: handle releases it once the result is out.
+func (a *Agent) execute(ctx context.Context, lang *languages.Language, msg jetstream.Msg, job *messages.Job, attempt int, used **sandbox.Container) (messages.Result, error) {
 	lim := a.catalog.Effective(lang, job.Limits)
 	timeout := time.Duration(lim.CompileTimeMs+lim.RunTimeMs)*time.Millisecond + jobMargin
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -208,14 +228,7 @@ func (a *Agent) execute(ctx context.Context, lang *languages.Language, msg jetst
 		return messages.Result{}, err
 	}
 	a.log.Debug("container for job", "job_id", job.JobID, "container_id", c.ID[:12], "warm", warm)
-	defer func() {
-		// Removal never delays the result; Run waits for it before returning.
-		a.removals.Add(1)
-		go func() {
-			defer a.removals.Done()
-			a.sb.Remove(context.WithoutCancel(ctx), c)
-		}()
-	}()
+	*used = c
 
 	out, err := a.sb.Run(ctx, c, sandbox.Job{
 		ID: job.JobID, Language: lang, Files: job.Files, Stdin: job.Stdin, Args: job.Args, Limits: lim,

@@ -171,10 +171,7 @@ func (p *Pool) create(ctx context.Context, lp *langPool, r *refill) {
 		go p.watch(lp, c)
 	}
 	p.mu.Unlock()
-	select {
-	case lp.kick <- struct{}{}:
-	default:
-	}
+	lp.kickRefill()
 }
 
 // watch drops c from the warm containers should it die there (killed from outside, or its
@@ -194,17 +191,16 @@ func (p *Pool) watch(lp *langPool, c *sandbox.Container) {
 	}
 	p.log.Warn("warm container died; replacing it", "language", lp.Lang.Name, "container_id", c.ID[:12])
 	p.factory.Remove(context.Background(), c)
-	select {
-	case lp.kick <- struct{}{}:
-	default:
-	}
+	lp.kickRefill()
 }
 
 // Take returns a warm container of lang, or creates one on the spot when none is warm.
-// The container is the caller's: it must be removed after its job.
+// The container is the caller's: it must be removed after its job, and Refill called.
+// The refill starts at once only when no warm container of lang is left.
 func (p *Pool) Take(ctx context.Context, lang string, jobID string) (c *sandbox.Container, warm bool, err error) {
 	p.mu.Lock()
 	lp, ok := p.langs[lang]
+	refillNow := false
 	if ok {
 		// Oldest first: a container made long ago is no better kept than used. One that
 		// died a moment ago is skipped and left to its watcher.
@@ -213,13 +209,11 @@ func (p *Pool) Take(ctx context.Context, lang string, jobID string) (c *sandbox.
 			lp.warm = slices.Delete(lp.warm, i, i+1)
 			p.changed(lp)
 		}
+		refillNow = len(lp.warm) == 0
 	}
 	p.mu.Unlock()
-	if ok {
-		select {
-		case lp.kick <- struct{}{}:
-		default:
-		}
+	if refillNow {
+		lp.kickRefill()
 	}
 	if c != nil {
 		return c, true, nil
@@ -229,6 +223,25 @@ func (p *Pool) Take(ctx context.Context, lang string, jobID string) (c *sandbox.
 	}
 	c, err = p.factory.Create(ctx, lp.Lang, lp.Limits, jobID)
 	return c, false, err
+}
+
+// Refill tells the pool that a job taken from lang is over: its container is replaced now.
+// Until then, while lang has a warm container left, the replacement waits, so that creating
+// it (tens of milliseconds of the daemon's CPU) does not slow the job it was taken for.
+func (p *Pool) Refill(lang string) {
+	p.mu.Lock()
+	lp, ok := p.langs[lang]
+	p.mu.Unlock()
+	if ok {
+		lp.kickRefill()
+	}
+}
+
+func (lp *langPool) kickRefill() {
+	select {
+	case lp.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Warm returns how many warm containers lang has.
