@@ -154,7 +154,13 @@ func (s *Service) handlers() []handler {
 		handle(s, subjects.ProjectUnshare, s.unshareProject),
 		handle(s, subjects.SharedGet, s.getShared),
 		handle(s, subjects.SharedFork, s.forkShared),
+		handle(s, subjects.AccountsPing, ping),
 	}
+}
+
+// ping answers an edge's readiness check: the accounts service serves.
+func ping(context.Context, messages.PingRequest) (messages.PingReply, error) {
+	return messages.PingReply{V: messages.Version, Service: "accounts"}, nil
 }
 
 func timed[Req, Resp any](s *Service, subject string, fn func(context.Context, Req) (Resp, error)) func(context.Context, Req) (Resp, error) {

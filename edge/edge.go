@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,6 +25,7 @@ import (
 	"github.com/codeexec/codeexec/edge/internal/presence"
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/languages"
+	"github.com/codeexec/codeexec/shared/natsconn"
 )
 
 // Config is the edge's configuration.
@@ -31,6 +33,9 @@ type Config struct {
 	Region      string
 	WaitTimeout time.Duration
 	AdminToken  string
+	// RegionNeighbors are where a "regionPolicy": "prefer" job goes when its region has no
+	// live runner for its language, nearest first (CODEEXEC_REGION_NEIGHBORS).
+	RegionNeighbors []string
 	// Catalog is the language table; nil loads the built-in one.
 	Catalog *languages.Catalog
 
@@ -55,7 +60,7 @@ func ConfigFrom(c config.Config) Config {
 	if ttl == 0 {
 		ttl = -1
 	}
-	return Config{Region: c.Region, WaitTimeout: c.WaitTimeout, AdminToken: c.AdminToken, KeyCacheTTL: ttl,
+	return Config{Region: c.Region, RegionNeighbors: c.RegionNeighbors, WaitTimeout: c.WaitTimeout, AdminToken: c.AdminToken, KeyCacheTTL: ttl,
 		RatePerSec: c.RatePerSec, RateBurst: c.RateBurst, MaxConcurrent: c.MaxConcurrent,
 		AnonRatePerSec: c.AnonRatePerSec, AnonRateBurst: c.AnonRateBurst}
 }
@@ -71,6 +76,10 @@ type Edge struct {
 	js       jetstream.JetStream
 	nc       *nats.Conn
 	log      *slog.Logger
+	// bound is set once the streams and buckets are bound: the API serves from then on.
+	bound atomic.Bool
+	// boundCh is closed at the same moment.
+	boundCh chan struct{}
 }
 
 // New builds an edge on nc. reg receives its metrics; the caller serves them on a metrics
@@ -109,6 +118,7 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, log *slog.Logger)
 		cfg.AnonRateBurst = 30
 	}
 	e := &Edge{
+		boundCh:  make(chan struct{}),
 		id:       id,
 		dispatch: dispatch.New(id, nc, js, log),
 		presence: presence.NewTracker(log, nil),
@@ -120,13 +130,35 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, log *slog.Logger)
 		nc:  nc,
 		log: log,
 	}
-	e.app, err = api.New(api.Config{Region: cfg.Region, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken,
-		Credentials: e.creds, Limiter: e.limiter}, nc, cfg.Catalog, e.dispatch, e.presence, reg, log)
+	e.app, err = api.New(api.Config{Region: cfg.Region, RegionNeighbors: cfg.RegionNeighbors, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken,
+		Credentials: e.creds, Limiter: e.limiter, Bound: e.bound.Load}, nc, cfg.Catalog, e.dispatch, e.presence, reg, log)
 	if err != nil {
 		return nil, fmt.Errorf("build api: %w", err)
 	}
 	return e, nil
 }
+
+// bind waits for the streams and buckets the edge uses, then lets the API serve.
+func (e *Edge) bind(ctx context.Context) error {
+	const what = " (made by `codeexec provision`)"
+	if _, err := natsconn.Await(ctx, e.log, "the job index, results and jobs streams"+what, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, e.dispatch.Start(ctx)
+	}); err != nil {
+		return err
+	}
+	if _, err := natsconn.Await(ctx, e.log, "the rate-limit and concurrency buckets"+what, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, e.limiter.Start(ctx, e.js)
+	}); err != nil {
+		return err
+	}
+	e.bound.Store(true)
+	close(e.boundCh)
+	e.log.Info("edge bound its streams and buckets: serving")
+	return nil
+}
+
+// Bound is closed once the edge has bound its streams and buckets and serves its API.
+func (e *Edge) Bound() <-chan struct{} { return e.boundCh }
 
 // Run listens on addr until ctx ends.
 func (e *Edge) Run(ctx context.Context, addr string) error {
@@ -137,25 +169,26 @@ func (e *Edge) Run(ctx context.Context, addr string) error {
 	return e.Serve(ctx, ln)
 }
 
-// Serve answers HTTP on ln until ctx ends, then lets running requests finish.
+// Serve answers HTTP on ln until ctx ends, then lets running requests finish. It listens at
+// once; until its streams and buckets are there (provisioning may come later), /readyz and
+// every /api route answer 503 not_ready while it waits for them with backoff.
 func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 	if err := e.presence.Subscribe(ctx, e.nc); err != nil {
-		return err
-	}
-	if err := e.dispatch.Start(ctx); err != nil {
-		return err
-	}
-	defer e.dispatch.Stop()
-	if err := e.limiter.Start(ctx, e.js); err != nil {
 		return err
 	}
 	if err := e.creds.Start(ctx, e.nc); err != nil {
 		return err
 	}
 	defer e.creds.Stop()
-	errc := make(chan error, 1)
+	defer e.dispatch.Stop()
+	errc := make(chan error, 2)
 	go func() { errc <- e.app.Listener(ln) }()
 	e.log.Info("edge listening", "addr", ln.Addr().String())
+	go func() {
+		if err := e.bind(ctx); err != nil && ctx.Err() == nil {
+			errc <- err
+		}
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve http: %w", err)

@@ -11,7 +11,7 @@
 //	ledger.usage        messages.UsageRequest      → messages.UsageReply (execution records, newest first, at most MaxUsageReplyBytes)
 //
 // and pulls exec.results.> through the durable consumer "ledger-charges" of the RESULTS
-// stream, which the provisioner (shared/streams.Ensure) must have created.
+// stream, which provisioning (`codeexec provision`, shared/streams.Provision) makes.
 package ledger
 
 import (

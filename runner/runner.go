@@ -30,7 +30,8 @@ import (
 )
 
 // Config is the part of the shared configuration the runner reads: RunnerID (empty: the
-// host name with a random suffix), JobAckWait, Region, RunnerSlots, PoolSize, LanguagesFile (the language table; empty: the built-in one) and Languages (the
+// host name with a random suffix), Region, RunnerSlots, PoolSize, LanguagesFile (the
+// language table; empty: the built-in one) and Languages (the
 // languages to serve; empty: every language of the table whose image is present).
 type Config = config.Config
 
@@ -151,7 +152,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		p.Run(poolCtx)
 	}()
 
-	a, err := agent.New(agent.Config{RunnerID: r.id, Region: r.cfg.Region, Slots: r.cfg.RunnerSlots, AckWait: r.cfg.JobAckWait},
+	a, err := agent.New(agent.Config{RunnerID: r.id, Region: r.cfg.Region, Slots: r.cfg.RunnerSlots},
 		r.nc, r.sb, p, r.catalog, langs, r.metrics, r.log)
 	if err != nil {
 		return err

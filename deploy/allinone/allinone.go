@@ -77,11 +77,11 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 	if err != nil {
 		return inst, err
 	}
-	js, err := jetstream.New(provisioner)
+	catalog, err := languages.Load(cfg.LanguagesFile)
 	if err != nil {
-		return inst, fmt.Errorf("jetstream: %w", err)
+		return inst, err
 	}
-	if err := streams.Ensure(ctx, js, 1); err != nil {
+	if err := provision(ctx, cfg, catalog, provisioner, log); err != nil {
 		return inst, err
 	}
 
@@ -90,10 +90,6 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 		if db, err = inst.startMongo(ctx, cfg, log); err != nil {
 			return inst, err
 		}
-	}
-	catalog, err := languages.Load(cfg.LanguagesFile)
-	if err != nil {
-		return inst, err
 	}
 	reg := metrics.NewRegistry()
 	if cfg.MetricsAddr != "" {
@@ -167,6 +163,13 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 		}
 		inst.URL = "http://" + ln.Addr().String()
 		inst.run(runCtx, "edge", func(ctx context.Context) error { return e.Serve(ctx, ln) })
+		select { // the edge binds what provisioning made at once
+		case <-e.Bound():
+		case <-inst.done:
+			return inst, fmt.Errorf("edge not ready: %w", inst.Wait())
+		case <-ctx.Done():
+			return inst, ctx.Err()
+		}
 	}
 	// Answer nothing before the services that answer requests do.
 	for service, subject := range map[string]string{"accounts": subjects.KeyVerify, "ledger": subjects.Wallet} {
@@ -183,6 +186,31 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 }
 
 var errStopped = errors.New("stopped while starting")
+
+// provision makes the streams, buckets and job consumers (of every language of the catalog)
+// for the all-in-one's own settings. On the embedded NATS it owns them; joining a NATS it
+// did not make (CODEEXEC_NATS_URL), it only adds what is missing, never changing what an
+// operator provisioned, and a refusal (no provisioning rights) leaves the services to wait.
+func provision(ctx context.Context, cfg config.Config, catalog *languages.Catalog, nc *nats.Conn, log *slog.Logger) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	plan := cfg.Plan(catalog.Names())
+	plan.MissingOnly = cfg.NATSURL != ""
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = streams.Provision(ctx, js, plan, nil)
+	switch {
+	case err == nil:
+		return nil
+	case plan.MissingOnly:
+		log.Warn("could not provision on the external NATS; the services wait for `codeexec provision`", "err", err)
+		return nil
+	default:
+		return fmt.Errorf("provision: %w", err)
+	}
+}
 
 // waitResponder asks subject until something answers, or the instance stops.
 func waitResponder(ctx context.Context, stopped <-chan struct{}, nc *nats.Conn, subject string) error {

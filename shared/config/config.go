@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -17,15 +19,19 @@ type Config struct {
 	HTTPAddr string // CODEEXEC_HTTP_ADDR, the edge's listen address
 	NATSURL  string // CODEEXEC_NATS_URL; empty: embedded nats-server (all-in-one only)
 	// NATS is how a service authenticates to an external NATS: never through the URL.
-	NATS        NATSAuth
-	MongoURI    string // CODEEXEC_MONGO_URI; empty: embedded FerretDB (all-in-one only)
-	MongoDB     string // CODEEXEC_MONGO_DB, database name
-	DataDir     string // CODEEXEC_DATA_DIR
-	Region      string // CODEEXEC_REGION
-	AdminToken  string // CODEEXEC_ADMIN_TOKEN; empty disables admin endpoints
-	MetricsAddr string // CODEEXEC_METRICS_ADDR; empty: no separate metrics listener
-	LogFormat   string // CODEEXEC_LOG_FORMAT: text or json
-	LogLevel    string // CODEEXEC_LOG_LEVEL: debug, info, warn, error
+	NATS     NATSAuth
+	MongoURI string // CODEEXEC_MONGO_URI; empty: embedded FerretDB (all-in-one only)
+	MongoDB  string // CODEEXEC_MONGO_DB, database name
+	DataDir  string // CODEEXEC_DATA_DIR
+	Region   string // CODEEXEC_REGION
+	// RegionNeighbors (CODEEXEC_REGION_NEIGHBORS) are the other regions an edge may send a
+	// job with "regionPolicy": "prefer" to when its region has no live runner for the
+	// language, nearest first. Empty: such a job stays in its region (and is refused).
+	RegionNeighbors []string
+	AdminToken      string // CODEEXEC_ADMIN_TOKEN; empty disables admin endpoints
+	MetricsAddr     string // CODEEXEC_METRICS_ADDR; empty: no separate metrics listener
+	LogFormat       string // CODEEXEC_LOG_FORMAT: text or json
+	LogLevel        string // CODEEXEC_LOG_LEVEL: debug, info, warn, error
 
 	FreeCreditMicros int64 // CODEEXEC_FREE_CREDIT_MICROS
 	PriceMicros      int64 // CODEEXEC_PRICE_MICROS
@@ -38,7 +44,7 @@ type Config struct {
 	// runner restarted with the same id removes what its earlier life left behind. Empty:
 	// derived from the host name (stable across restarts).
 	RunnerID   string        // CODEEXEC_RUNNER_ID
-	JobAckWait time.Duration // CODEEXEC_JOB_ACK_WAIT: how long a job held by a silent runner waits before redelivery
+	JobAckWait time.Duration // CODEEXEC_JOB_ACK_WAIT: how long a job held by a silent runner waits before redelivery (provisioning)
 	// SandboxUIDs is the range "first-last" of host uids the runner's programs run as, one
 	// per live container; empty: the sandbox's default. No host user may have one of them.
 	SandboxUIDs   string   // CODEEXEC_SANDBOX_UIDS
@@ -59,6 +65,13 @@ type Config struct {
 	AnonRateBurst  int
 	MaxConcurrent  int           // CODEEXEC_MAX_CONCURRENT: executions one account runs at once
 	KeyCacheTTL    time.Duration // CODEEXEC_KEY_CACHE_TTL: how long an edge trusts a valid key check
+
+	// Provisioning (`codeexec provision`, and the all-in-one for itself).
+	StreamReplicas int // CODEEXEC_STREAM_REPLICAS: replicas of every stream and bucket
+	// Stream sizes in bytes: CODEEXEC_JOBS_STREAM_BYTES, _RESULTS_, _DEADLETTERS_.
+	JobsStreamBytes, ResultsStreamBytes, DeadLettersStreamBytes int64
+	// Regions whose job consumers provisioning makes (CODEEXEC_REGIONS); empty: Region.
+	Regions []string
 
 	// NATSListen is where the all-in-one's embedded NATS also accepts TCP clients (other
 	// runners, say), as host:port; empty: in-process connections only.
@@ -83,25 +96,29 @@ func (c Config) Runs(service string) bool {
 // Defaults returns the configuration used when no variable is set.
 func Defaults() Config {
 	return Config{
-		HTTPAddr:         "127.0.0.1:8080",
-		MongoDB:          "codeexec",
-		DataDir:          "./data",
-		Region:           "local",
-		LogFormat:        "text",
-		LogLevel:         "info",
-		FreeCreditMicros: 1_000_000,
-		PriceMicros:      10_000,
-		WaitTimeout:      60 * time.Second,
-		RunnerSlots:      4,
-		JobAckWait:       30 * time.Second,
-		PoolSize:         2,
-		Services:         AllServices,
-		RatePerSec:       10,
-		RateBurst:        20,
-		AnonRatePerSec:   2,
-		AnonRateBurst:    30,
-		MaxConcurrent:    8,
-		KeyCacheTTL:      30 * time.Second,
+		HTTPAddr:               "127.0.0.1:8080",
+		MongoDB:                "codeexec",
+		DataDir:                "./data",
+		Region:                 "local",
+		LogFormat:              "text",
+		LogLevel:               "info",
+		FreeCreditMicros:       1_000_000,
+		PriceMicros:            10_000,
+		WaitTimeout:            60 * time.Second,
+		RunnerSlots:            4,
+		JobAckWait:             streams.JobAckWait,
+		StreamReplicas:         1,
+		JobsStreamBytes:        streams.DefaultJobsBytes,
+		ResultsStreamBytes:     streams.DefaultResultsBytes,
+		DeadLettersStreamBytes: streams.DefaultDeadLettersBytes,
+		PoolSize:               2,
+		Services:               AllServices,
+		RatePerSec:             10,
+		RateBurst:              20,
+		AnonRatePerSec:         2,
+		AnonRateBurst:          30,
+		MaxConcurrent:          8,
+		KeyCacheTTL:            30 * time.Second,
 	}
 }
 
@@ -159,6 +176,10 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	integer("CODEEXEC_RATE_BURST", &c.RateBurst)
 	integer("CODEEXEC_ANON_RATE_BURST", &c.AnonRateBurst)
 	integer("CODEEXEC_MAX_CONCURRENT", &c.MaxConcurrent)
+	integer("CODEEXEC_STREAM_REPLICAS", &c.StreamReplicas)
+	num("CODEEXEC_JOBS_STREAM_BYTES", &c.JobsStreamBytes)
+	num("CODEEXEC_RESULTS_STREAM_BYTES", &c.ResultsStreamBytes)
+	num("CODEEXEC_DEADLETTERS_STREAM_BYTES", &c.DeadLettersStreamBytes)
 	duration := func(key string, dst *time.Duration) {
 		if v, ok := lookup(key); ok && strings.TrimSpace(v) != "" {
 			d, err := time.ParseDuration(strings.TrimSpace(v))
@@ -184,6 +205,12 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if v, ok := lookup("CODEEXEC_LANGUAGES"); ok && v != "" {
 		c.Languages = list(v)
+	}
+	if v, ok := lookup("CODEEXEC_REGIONS"); ok && v != "" {
+		c.Regions = list(v)
+	}
+	if v, ok := lookup("CODEEXEC_REGION_NEIGHBORS"); ok && v != "" {
+		c.RegionNeighbors = list(v)
 	}
 	if v, ok := lookup("CODEEXEC_SERVICES"); ok && v != "" {
 		c.Services = list(v)
@@ -246,6 +273,16 @@ func (c Config) Validate() error {
 	if !subjects.Token(c.Region) {
 		errs = append(errs, fmt.Errorf("CODEEXEC_REGION %q: use letters, digits, - and _", c.Region))
 	}
+	for i, r := range c.RegionNeighbors {
+		switch {
+		case !subjects.Token(r):
+			errs = append(errs, fmt.Errorf("CODEEXEC_REGION_NEIGHBORS: region %q: use letters, digits, - and _", r))
+		case r == c.Region:
+			errs = append(errs, fmt.Errorf("CODEEXEC_REGION_NEIGHBORS: %q is this process's own region (CODEEXEC_REGION)", r))
+		case slices.Contains(c.RegionNeighbors[:i], r):
+			errs = append(errs, fmt.Errorf("CODEEXEC_REGION_NEIGHBORS: %q is listed twice", r))
+		}
+	}
 	if c.FreeCreditMicros < 0 {
 		errs = append(errs, errors.New("CODEEXEC_FREE_CREDIT_MICROS must not be negative"))
 	}
@@ -300,5 +337,25 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("CODEEXEC_DATA_DIR must not be empty"))
 	}
+	if err := c.Plan(nil).Check(); err != nil {
+		errs = append(errs, fmt.Errorf("provisioning (CODEEXEC_STREAM_REPLICAS, CODEEXEC_*_STREAM_BYTES, CODEEXEC_REGIONS): %w", err))
+	}
+	if c.StreamReplicas < 1 {
+		errs = append(errs, errors.New("CODEEXEC_STREAM_REPLICAS must be at least 1"))
+	}
 	return errors.Join(errs...)
+}
+
+// Plan is what provisioning makes for these settings: the streams and buckets with their
+// replicas and sizes, and the job consumers of every region of CODEEXEC_REGIONS (or the
+// own region) for languages.
+func (c Config) Plan(languages []string) streams.Plan {
+	regions := c.Regions
+	if len(regions) == 0 {
+		regions = []string{c.Region}
+	}
+	return streams.Plan{
+		Replicas: c.StreamReplicas, JobsBytes: c.JobsStreamBytes, ResultsBytes: c.ResultsStreamBytes,
+		DeadLettersBytes: c.DeadLettersStreamBytes, Regions: regions, Languages: languages, JobAckWait: c.JobAckWait,
+	}
 }

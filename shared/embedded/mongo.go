@@ -31,6 +31,8 @@ type MongoOptions struct {
 	// so that even a power loss loses no acknowledged write, at about 1 ms per commit.
 	// By default the logs are synced every WALSyncInterval instead (see walsync.go).
 	SyncEachCommit bool
+	// Addr is the TCP address to listen on; empty: a free loopback port.
+	Addr string
 }
 
 // StartMongo starts FerretDB over dir with the default options and log.
@@ -39,7 +41,7 @@ func StartMongo(ctx context.Context, dir string, log *slog.Logger) (*Mongo, erro
 }
 
 // StartMongoWith starts FerretDB with the SQLite handler storing under dir/ferretdb,
-// listening on a free loopback port. Every collection table gets an index FerretDB's _id
+// listening on o.Addr (default a free loopback port). Every collection table gets an index FerretDB's _id
 // lookups can use (see idindex.go): those of existing collections before it returns, new
 // ones within idIndexPeriod of their appearing.
 func StartMongoWith(ctx context.Context, dir string, o MongoOptions) (*Mongo, error) {
@@ -66,8 +68,12 @@ func StartMongoWith(ctx context.Context, dir string, o MongoOptions) (*Mongo, er
 	if !o.SyncEachCommit {
 		url += "?_pragma=synchronous(normal)"
 	}
+	addr := o.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
 		SQLiteURL: url,
 		Logger:    log,

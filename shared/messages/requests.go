@@ -91,3 +91,15 @@ type ReserveReply struct {
 	// is released before its result comes is not charged, so a runner starts a job only if it can end before.
 	HoldRemainingMs int64 `json:"holdRemainingMs"`
 }
+
+// PingRequest asks a service whether it serves (subjects.AccountsPing, subjects.LedgerPing):
+// an edge's readiness depends on the answer.
+type PingRequest struct {
+	V int `json:"v"`
+}
+
+// PingReply says that the service answered, and which.
+type PingReply struct {
+	V       int    `json:"v"`
+	Service string `json:"service"`
+}

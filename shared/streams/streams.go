@@ -1,10 +1,9 @@
-// Package streams defines CodeExec's JetStream streams and consumers as code. A provisioner
-// (the all-in-one, or `codeexec`-style operators' tooling) calls Ensure; services only bind.
+// Package streams defines CodeExec's JetStream streams, buckets and consumers as code.
+// Provisioning (`codeexec provision`, or the all-in-one for itself) creates and updates them
+// from a Plan; the services only bind, and wait for what is not there yet.
 package streams
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,7 +15,9 @@ import (
 const (
 	// JobAckWait is how long a runner may hold a job without an in-progress ping (the
 	// default of CODEEXEC_JOB_ACK_WAIT): a dead runner's job is redelivered after it.
-	JobAckWait = 30 * time.Second
+	// Runners ping every third of it, so it can be short: a job moves off a dead runner
+	// within seconds.
+	JobAckWait = 6 * time.Second
 	// JobMaxDeliver bounds redeliveries; after it a job is dead-lettered.
 	JobMaxDeliver = 3
 	// ResultsMaxAge is how long results stay for polling and for the ledger.
@@ -26,7 +27,7 @@ const (
 )
 
 // JobsConfig is the work-queue stream of jobs, partitioned by region and language.
-func JobsConfig(replicas int) jetstream.StreamConfig {
+func JobsConfig(replicas int, maxBytes int64) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        subjects.JobsStream,
 		Description: "CodeExec jobs, one subject per region and language",
@@ -34,7 +35,7 @@ func JobsConfig(replicas int) jetstream.StreamConfig {
 		Retention:   jetstream.WorkQueuePolicy,
 		Discard:     jetstream.DiscardNew,
 		MaxMsgs:     100_000,
-		MaxBytes:    4 << 30,
+		MaxBytes:    maxBytes,
 		MaxMsgSize:  4 << 20,
 		Duplicates:  2 * time.Minute,
 		Storage:     jetstream.FileStorage,
@@ -43,7 +44,7 @@ func JobsConfig(replicas int) jetstream.StreamConfig {
 }
 
 // ResultsConfig is the stream of results, one message per job subject.
-func ResultsConfig(replicas int) jetstream.StreamConfig {
+func ResultsConfig(replicas int, maxBytes int64) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              subjects.ResultsStream,
 		Description:       "CodeExec results, one subject per job",
@@ -51,7 +52,7 @@ func ResultsConfig(replicas int) jetstream.StreamConfig {
 		Retention:         jetstream.LimitsPolicy,
 		MaxMsgsPerSubject: 1,
 		MaxAge:            ResultsMaxAge,
-		MaxBytes:          8 << 30,
+		MaxBytes:          maxBytes,
 		MaxMsgSize:        8 << 20,
 		Duplicates:        10 * time.Minute,
 		Storage:           jetstream.FileStorage,
@@ -95,7 +96,7 @@ func JobAdvisoriesConfig(replicas int) jetstream.StreamConfig {
 		Subjects:    []string{subjects.JobMaxDeliveriesAll},
 		Retention:   jetstream.WorkQueuePolicy,
 		MaxAge:      DeadLettersMaxAge,
-		MaxBytes:    256 << 20,
+		MaxBytes:    AdvisoriesBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 	}
@@ -116,7 +117,7 @@ func DeadLetterConsumerConfig() jetstream.ConsumerConfig {
 }
 
 // DeadLettersConfig is the stream of dead-letter records (messages.DeadLetter), one per job.
-func DeadLettersConfig(replicas int) jetstream.StreamConfig {
+func DeadLettersConfig(replicas int, maxBytes int64) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              subjects.DeadLettersStream,
 		Description:       "CodeExec dead-letter records, one subject per job",
@@ -124,7 +125,7 @@ func DeadLettersConfig(replicas int) jetstream.StreamConfig {
 		Retention:         jetstream.LimitsPolicy,
 		MaxMsgsPerSubject: 1,
 		MaxAge:            DeadLettersMaxAge,
-		MaxBytes:          1 << 30,
+		MaxBytes:          maxBytes,
 		Duplicates:        10 * time.Minute,
 		Storage:           jetstream.FileStorage,
 		AllowDirect:       true,
@@ -143,20 +144,4 @@ func JobIndexConfig(replicas int) jetstream.KeyValueConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 	}
-}
-
-// Ensure creates or updates the job, result and dead-letter streams and the key-value buckets.
-func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	for _, cfg := range []jetstream.StreamConfig{JobsConfig(replicas), ResultsConfig(replicas),
-		JobAdvisoriesConfig(replicas), DeadLettersConfig(replicas)} {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
-		}
-	}
-	for _, cfg := range []jetstream.KeyValueConfig{JobIndexConfig(replicas), RateLimitConfig(replicas), ConcurrencyConfig(replicas)} {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
-		}
-	}
-	return nil
 }

@@ -113,3 +113,10 @@ func DeadLetter(jobID string) string { return "exec.deadletters." + jobID }
 
 // DeadLetterMsgID is the Nats-Msg-Id of a job's dead-letter record.
 func DeadLetterMsgID(jobID string) string { return "dl-" + jobID }
+
+// Readiness pings (request-reply, messages.PingRequest → messages.PingReply), answered in
+// the services' queue groups once they serve.
+const (
+	AccountsPing = "accounts.ping"
+	LedgerPing   = "ledger.ping"
+)

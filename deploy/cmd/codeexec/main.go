@@ -1,5 +1,10 @@
 // Command codeexec is the all-in-one CodeExec: embedded NATS and FerretDB, edge, runner,
 // ledger and accounts in one process, for development and small single-host setups.
+//
+// `codeexec provision` is the provisioning step of a mesh: it creates or updates every
+// stream, key-value bucket and job consumer on the NATS of CODEEXEC_NATS_URL, as the
+// provisioning user, from CODEEXEC_STREAM_REPLICAS, the CODEEXEC_*_STREAM_BYTES sizes,
+// CODEEXEC_REGIONS and the language table. The services only bind what it made.
 package main
 
 import (
@@ -18,6 +23,16 @@ import (
 const defaultMetricsAddr = "127.0.0.1:9100"
 
 func main() {
+	run := run
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "provision":
+			run = provision
+		default:
+			fmt.Fprintf(os.Stderr, "codeexec: unknown command %q (want no argument, or provision)\n", os.Args[1])
+			os.Exit(2)
+		}
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "codeexec:", err)
 		os.Exit(1)

@@ -33,6 +33,8 @@ type Dispatcher interface {
 // Presence tells whether a live runner serves a language (see package presence).
 type Presence interface {
 	Available(region, language string) bool
+	// Unserved is how long region has had no live runner of language (0: it has one).
+	Unserved(region, language string) time.Duration
 }
 
 // Config is what the API needs to know.
@@ -40,12 +42,18 @@ type Config struct {
 	Region      string
 	WaitTimeout time.Duration
 	AdminToken  string // empty: admin endpoints answer 403
+	// RegionNeighbors are the regions a "regionPolicy": "prefer" job may go to when its
+	// own has no live runner, nearest first (CODEEXEC_REGION_NEIGHBORS).
+	RegionNeighbors []string
 
 	// Credentials caches valid key and session checks (see package authcache); Limiter
 	// holds the per-credential rate and per-account concurrency limits shared by every
 	// edge (see package limits). Both are started by the edge.
 	Credentials *authcache.Cache
 	Limiter     *limits.Limiter
+	// Bound reports whether the edge has bound its streams and buckets; until then every
+	// /api route answers 503 not_ready. Nil: bound from the start.
+	Bound func() bool
 }
 
 // Server holds the API's dependencies.
@@ -117,6 +125,7 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 
+	app.Use("/api", s.requireBound)
 	pub := app.Group("/api")
 	pub.Post("/register", s.limitAddress, s.register)
 	pub.Post("/login", s.limitAddress, s.login)

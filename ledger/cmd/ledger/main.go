@@ -8,14 +8,11 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/codeexec/codeexec/ledger"
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/metrics"
 	"github.com/codeexec/codeexec/shared/mongoconn"
 	"github.com/codeexec/codeexec/shared/natsconn"
-	"github.com/codeexec/codeexec/shared/streams"
 )
 
 const defaultMetricsAddr = "127.0.0.1:9102"
@@ -53,13 +50,6 @@ func run() error {
 		return err
 	}
 	defer closeDB()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	if err := streams.Ensure(ctx, js, 1); err != nil {
-		return err
-	}
 
 	reg := metrics.NewRegistry()
 	addr := cfg.MetricsAddr

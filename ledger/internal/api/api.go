@@ -197,11 +197,17 @@ func (s *Server) Start(ctx context.Context) error {
 		handle(ctx, s, subjects.WalletOpen, s.h.Open),
 		handle(ctx, s, subjects.Credit, s.h.Credit),
 		handle(ctx, s, subjects.Usage, s.h.Usage),
+		handle(ctx, s, subjects.LedgerPing, ping),
 	)
 	if err != nil {
 		s.Stop(ctx)
 	}
 	return err
+}
+
+// ping answers an edge's readiness check: the ledger serves.
+func ping(context.Context, messages.PingRequest) (messages.PingReply, error) {
+	return messages.PingReply{V: messages.Version, Service: "ledger"}, nil
 }
 
 func handle[Req, Resp any](ctx context.Context, s *Server, subject string, fn func(context.Context, Req) (Resp, error)) error {

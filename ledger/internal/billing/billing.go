@@ -18,34 +18,22 @@ import (
 	"github.com/codeexec/codeexec/ledger/internal/telemetry"
 	"github.com/codeexec/codeexec/ledger/internal/wallet"
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/natsconn"
+	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
 // Consumer settings.
 const (
-	// AckWait is how long the server waits for the ack of one result before redelivering.
-	AckWait = 30 * time.Second
+	// AckWait is how long the server waits for the ack of one result before redelivering
+	// (set by provisioning: streams.ChargesConsumerConfig).
+	AckWait = streams.ChargesAckWait
 	// workTimeout bounds the handling of one result, below AckWait.
 	workTimeout = 20 * time.Second
 	// versionNakDelay is the retry delay of a result of a newer message version: a ledger
 	// that understands it (after an upgrade) will take it.
 	versionNakDelay = time.Minute
 )
-
-// ConsumerConfig is the ledger's durable pull consumer on the results stream. Every ledger
-// process binds the same durable, so each result goes to one of them at a time.
-func ConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       subjects.ChargesConsumer,
-		Description:   "ledger: charges and execution records",
-		FilterSubject: subjects.ResultsAll,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       AckWait,
-		MaxDeliver:    -1, // money must not be dropped: retry until the database answers
-		MaxAckPending: 1024,
-	}
-}
 
 // Config tunes a Consumer.
 type Config struct {
@@ -93,21 +81,21 @@ func New(js jetstream.JetStream, w *wallet.Store, r *records.Store, cfg Config, 
 // ledger, not against a busy one). On stop, results already delivered to this process are
 // settled (with a context that outlives ctx), so a stop never leaves them to AckWait.
 func (c *Consumer) Run(ctx context.Context) error {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, subjects.ResultsStream, ConsumerConfig())
-	if err != nil {
-		return fmt.Errorf("create consumer %s on stream %s (is the stream provisioned?): %w",
-			subjects.ChargesConsumer, subjects.ResultsStream, err)
-	}
 	for {
+		// Bound, never made or changed here: its settings are provisioning's. A consumer
+		// not there yet (or deleted while the ledger runs) is waited for.
+		cons, err := natsconn.Await(ctx, c.log, "the charges consumer "+subjects.ChargesConsumer+" on "+subjects.ResultsStream+" (made by `codeexec provision`)",
+			func(ctx context.Context) (jetstream.Consumer, error) {
+				return c.js.Consumer(ctx, subjects.ResultsStream, subjects.ChargesConsumer)
+			})
+		if err != nil {
+			return nil // stopped while waiting
+		}
 		if err := c.pull(ctx, cons); err != nil {
 			c.log.Warn("pull results", "err", err)
 		}
 		if sleep(ctx, c.cfg.NakDelay) != nil {
 			return nil
-		}
-		// The pull ended while the ledger runs (the consumer was deleted, say): again.
-		if cons, err = c.js.CreateOrUpdateConsumer(ctx, subjects.ResultsStream, ConsumerConfig()); err != nil {
-			c.log.Warn("create results consumer again", "err", err)
 		}
 	}
 }

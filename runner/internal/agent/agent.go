@@ -30,18 +30,13 @@ type Config struct {
 	Region   string
 	// Slots is how many jobs run at once.
 	Slots int
-	// MaxAckPending is set on the job consumers (streams.JobConsumerConfig), which every
-	// runner of the region and language shares; default streams.JobFleetMaxAckPending.
-	MaxAckPending int
-	// AckWait is set on the job consumers; default streams.JobAckWait. In-progress pings
-	// come at least three times per AckWait.
-	AckWait time.Duration
 	// FetchExpiry bounds one pull request; default 1 s. It is also the longest a drain
 	// waits for the pulls in flight.
 	FetchExpiry time.Duration
 	// NakDelay is how long a job that hit an infrastructure failure waits before redelivery.
 	NakDelay time.Duration
-	// ProgressEvery is the interval of InProgress pings while a job runs.
+	// ProgressEvery is the interval of InProgress pings while a job runs; default a third
+	// of the shortest AckWait of the provisioned job consumers, at most 10 s.
 	ProgressEvery time.Duration
 	// HeartbeatEvery is the interval of heartbeats; default messages.HeartbeatInterval.
 	HeartbeatEvery time.Duration
@@ -51,20 +46,11 @@ func (c *Config) defaults(langs int) {
 	if c.Slots < 1 {
 		c.Slots = 1
 	}
-	if c.MaxAckPending == 0 {
-		c.MaxAckPending = streams.JobFleetMaxAckPending
-	}
 	if c.FetchExpiry == 0 {
 		c.FetchExpiry = time.Second
 	}
 	if c.NakDelay == 0 {
 		c.NakDelay = 3 * time.Second
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = streams.JobAckWait
-	}
-	if c.ProgressEvery == 0 {
-		c.ProgressEvery = min(10*time.Second, c.AckWait/3)
 	}
 	if c.HeartbeatEvery == 0 {
 		c.HeartbeatEvery = messages.HeartbeatInterval
@@ -129,7 +115,7 @@ func New(cfg Config, nc *nats.Conn, sb Sandbox, pool Pool, catalog *languages.Ca
 // Run pulls jobs until ctx ends, then drains: it stops pulling, finishes the jobs it holds
 // and publishes their results, and returns once their containers are removed.
 func (a *Agent) Run(ctx context.Context) error {
-	results, err := natsconn.Await(ctx, a.log, "the results stream "+subjects.ResultsStream+" (provisioned by streams.Ensure)",
+	results, err := natsconn.Await(ctx, a.log, "the results stream "+subjects.ResultsStream+" (made by `codeexec provision`)",
 		func(ctx context.Context) (jetstream.Stream, error) { return a.js.Stream(ctx, subjects.ResultsStream) })
 	if err != nil {
 		return err
@@ -140,14 +126,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	consumers := make([]jetstream.Consumer, len(a.langs))
 	for i, l := range a.langs {
-		consumers[i], err = natsconn.Await(ctx, a.log, "the job consumer of "+l.Name,
+		consumers[i], err = natsconn.Await(ctx, a.log, "the job consumer "+subjects.JobConsumer(a.cfg.Region, l.Name)+" (made by `codeexec provision`)",
 			func(ctx context.Context) (jetstream.Consumer, error) { return a.bind(ctx, l.Name) })
 		if err != nil {
 			return err
 		}
 		a.maxDeliver[l.Name] = streams.JobMaxDeliver
-		if info := consumers[i].CachedInfo(); info != nil && info.Config.MaxDeliver > 0 {
-			a.maxDeliver[l.Name] = uint64(info.Config.MaxDeliver)
+		ackWait := streams.JobAckWait
+		if info := consumers[i].CachedInfo(); info != nil {
+			if info.Config.MaxDeliver > 0 {
+				a.maxDeliver[l.Name] = uint64(info.Config.MaxDeliver)
+			}
+			if info.Config.AckWait > 0 {
+				ackWait = info.Config.AckWait
+			}
+		}
+		if progress := min(10*time.Second, ackWait/3); a.cfg.ProgressEvery == 0 || progress < a.cfg.ProgressEvery {
+			a.cfg.ProgressEvery = progress
 		}
 	}
 	a.metrics.SlotsFree.Set(float64(a.cfg.Slots))
@@ -190,19 +185,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
-// bind creates or updates the durable consumer of lang; a runner without the permission to
-// create consumers binds the provisioned one.
+// bind binds the provisioned durable consumer of lang in the runner's region. A runner
+// never creates or changes it: its in-flight limit is the fleet's, and its ack wait the
+// operator's (`codeexec provision`).
 func (a *Agent) bind(ctx context.Context, lang string) (jetstream.Consumer, error) {
-	cfg := streams.JobConsumerConfig(a.cfg.Region, lang, a.cfg.MaxAckPending, a.cfg.AckWait)
-	c, err := a.js.CreateOrUpdateConsumer(ctx, subjects.JobsStream, cfg)
-	if err == nil {
-		return c, nil
+	name := subjects.JobConsumer(a.cfg.Region, lang)
+	c, err := a.js.Consumer(ctx, subjects.JobsStream, name)
+	if err != nil {
+		return nil, fmt.Errorf("job consumer %s: %w", name, err)
 	}
-	c, berr := a.js.Consumer(ctx, subjects.JobsStream, cfg.Durable)
-	if berr != nil {
-		return nil, fmt.Errorf("job consumer %s: create: %w; bind: %w", cfg.Durable, err, berr)
-	}
-	a.log.Warn("job consumer not updated, bound as is", "consumer", cfg.Durable, "err", err)
 	return c, nil
 }
 

@@ -360,7 +360,7 @@ func TestResultIsStoredThroughAnOutage(t *testing.T) {
 	waitfor.Eventually(t, 20*time.Second, "a failed store is tried again", func() (bool, error) {
 		return testutil.ToFloat64(f.agent.metrics.ResultRetries) > 0, nil
 	})
-	if err := streams.Ensure(t.Context(), f.js, 1); err != nil {
+	if err := streams.Provision(t.Context(), f.js, embeddedtest.TestPlan(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.result(t, "job-outage", 30*time.Second); r.Status != messages.StatusSucceeded {
@@ -428,7 +428,7 @@ func TestRunnerWaitsForProvisioning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.Ensure(t.Context(), js, 1); err != nil {
+	if err := streams.Provision(t.Context(), js, embeddedtest.TestPlan(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{agent: a, nc: nc, js: js}

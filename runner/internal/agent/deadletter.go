@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/codeexec/codeexec/shared/messages"
-	"github.com/codeexec/codeexec/shared/streams"
+	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -33,18 +33,9 @@ type maxDeliveriesAdvisory struct {
 // this worker records a dead letter, publishes an internal_error result (never charged)
 // unless a result is already stored, and deletes the job.
 func (a *Agent) deadLetters(ctx context.Context) {
-	var cons jetstream.Consumer
-	for {
-		var err error
-		if cons, err = a.bindDeadLetters(ctx); err == nil {
-			break
-		}
-		a.log.Warn("dead-letter consumer not bound; retrying", "err", err)
-		select {
-		case <-time.After(5 * time.Second):
-		case <-ctx.Done():
-			return
-		}
+	cons, err := natsconn.Await(ctx, a.log, "the dead-letter consumer "+subjects.DeadLetterConsumer+" (made by `codeexec provision`)", a.bindDeadLetters)
+	if err != nil {
+		return
 	}
 	work := context.WithoutCancel(ctx) // an advisory being handled is finished on a drain
 	backoff := 100 * time.Millisecond
@@ -68,15 +59,10 @@ func (a *Agent) deadLetters(ctx context.Context) {
 }
 
 func (a *Agent) bindDeadLetters(ctx context.Context) (jetstream.Consumer, error) {
-	cfg := streams.DeadLetterConsumerConfig()
-	c, err := a.js.CreateOrUpdateConsumer(ctx, subjects.JobAdvisoriesStream, cfg)
-	if err == nil {
-		return c, nil
-	}
-	c, berr := a.js.Consumer(ctx, subjects.JobAdvisoriesStream, cfg.Durable)
-	if berr != nil {
-		return nil, fmt.Errorf("consumer %s on %s (is the stream provisioned? streams.Ensure): create: %w; bind: %w",
-			cfg.Durable, subjects.JobAdvisoriesStream, err, berr)
+	c, err := a.js.Consumer(ctx, subjects.JobAdvisoriesStream, subjects.DeadLetterConsumer)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s (made by `codeexec provision`): %w",
+			subjects.DeadLetterConsumer, subjects.JobAdvisoriesStream, err)
 	}
 	return c, nil
 }

@@ -11,8 +11,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/codeexec/codeexec/shared/embedded"
+	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/streams"
 )
+
+// TestPlan is what NATS provisions: one replica, the default sizes, and the job consumers of
+// every built-in language in region "local".
+func TestPlan(t testing.TB) streams.Plan {
+	t.Helper()
+	catalog, err := languages.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return streams.Plan{Replicas: 1, Regions: []string{"local"}, Languages: catalog.Names()}
+}
 
 // NATS starts a nats-server with JetStream for one test, provisions CodeExec's streams and
 // returns the server, a connection and its JetStream context.
@@ -30,8 +42,8 @@ func NATS(t testing.TB) (*embedded.NATS, *nats.Conn, jetstream.JetStream) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := streams.Ensure(ctx, js, 1); err != nil {
-		t.Fatalf("ensure streams: %v", err)
+	if err := streams.Provision(ctx, js, TestPlan(t), nil); err != nil {
+		t.Fatalf("provision streams: %v", err)
 	}
 	return srv, nc, js
 }
