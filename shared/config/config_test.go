@@ -58,3 +58,35 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRegionNeighbors(t *testing.T) {
+	c, err := LoadFrom(lookupFrom(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RegionNeighbors) != 0 {
+		t.Fatalf("default neighbors: got %v, want none", c.RegionNeighbors)
+	}
+	c, err = LoadFrom(lookupFrom(map[string]string{
+		"CODEEXEC_REGION": "eu-central", "CODEEXEC_REGION_NEIGHBORS": " eu-west, us-east ",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.RegionNeighbors, ","); got != "eu-west,us-east" {
+		t.Fatalf("neighbors: got %q, want eu-west,us-east in that order", got)
+	}
+	for _, tc := range []struct{ name, region, neighbors, want string }{
+		{"not a subject token", "local", "eu.west", "eu.west"},
+		{"wildcard", "local", "eu-west,*", `"*"`},
+		{"its own region", "eu-west", "us-east,eu-west", "own region"},
+		{"listed twice", "local", "eu-west,us-east,eu-west", "twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadFrom(lookupFrom(map[string]string{"CODEEXEC_REGION": tc.region, "CODEEXEC_REGION_NEIGHBORS": tc.neighbors}))
+			if err == nil || !strings.Contains(err.Error(), "CODEEXEC_REGION_NEIGHBORS") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming CODEEXEC_REGION_NEIGHBORS and %s", err, tc.want)
+			}
+		})
+	}
+}

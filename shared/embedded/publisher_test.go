@@ -31,7 +31,7 @@ var publisherPermissions = &server.Permissions{
 		"$JS.API.DIRECT.GET.RESULTS.>", "$JS.API.STREAM.MSG.GET.RESULTS",
 		"$JS.API.STREAM.INFO.RESULTS", "$JS.API.STREAM.INFO.JOBS", "_INBOX.>",
 	}},
-	Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+	Subscribe: &server.SubjectPermission{Allow: []string{"exec.notify.publisher.>", "_INBOX.>"}},
 }
 
 const testJobPrice = 10_000

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/codeexec/codeexec/edge/internal/dispatch"
+	"github.com/codeexec/codeexec/edge/internal/presence"
 	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
@@ -29,16 +30,20 @@ const maxBodyBytes = 8 << 20
 
 // executeRequest is the body of POST /api/v1/execute (Code) and /api/v2/execute (Files).
 type executeRequest struct {
-	Language   string           `json:"language"`
-	Code       *string          `json:"code"`
-	Files      []messages.File  `json:"files"`
-	Stdin      string           `json:"stdin"`
-	Args       []string         `json:"args"`
-	ProjectID  string           `json:"projectId"`
-	SaveMetric *bool            `json:"saveMetric"`
-	Wait       *bool            `json:"wait"`
-	Region     string           `json:"region"`
-	Limits     *messages.Limits `json:"limits"`
+	Language   string          `json:"language"`
+	Code       *string         `json:"code"`
+	Files      []messages.File `json:"files"`
+	Stdin      string          `json:"stdin"`
+	Args       []string        `json:"args"`
+	ProjectID  string          `json:"projectId"`
+	SaveMetric *bool           `json:"saveMetric"`
+	Wait       *bool           `json:"wait"`
+	Region     string          `json:"region"`
+	// RegionPolicy is "exact" (the default: the job runs in its region or is refused) or
+	// "prefer" (when its region has no live runner for the language, the job goes to the
+	// nearest region that has one; see regionsFor).
+	RegionPolicy string           `json:"regionPolicy"`
+	Limits       *messages.Limits `json:"limits"`
 	// UserID is accepted for clients of the original API and ignored: identity comes
 	// from the credential only.
 	UserID json.RawMessage `json:"userId"`
@@ -66,9 +71,8 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	if err := s.dispatch.Fits(job); err != nil {
 		return jobTooLarge(err)
 	}
-	if !s.presence.Available(job.Region, job.Language) {
-		return newError(http.StatusServiceUnavailable, "no_runner",
-			"no runner serves %s in region %s right now; try again shortly", job.Language, job.Region)
+	if err := s.placeJob(job, req.RegionPolicy); err != nil {
+		return err
 	}
 	ctx := c.UserContext()
 	// The lease is released once the result is here; a job still running (wait false, or
@@ -99,9 +103,16 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 		return jobTooLarge(err)
 	}
 	if !wait {
-		return c.Status(http.StatusAccepted).JSON(fiber.Map{"succeeded": true, "jobId": job.JobID})
+		return c.Status(http.StatusAccepted).JSON(fiber.Map{"succeeded": true, "jobId": job.JobID, "region": job.Region})
 	}
+	stopWatch := s.watchStranded(ctx, job)
 	result, err := s.dispatch.Wait(ctx, job.JobID, s.cfg.WaitTimeout)
+	if stopWatch() {
+		release()
+		return &Error{Status: http.StatusServiceUnavailable, Code: "no_runner", JobID: job.JobID,
+			Message: fmt.Sprintf("job %s was cancelled before it started: region %s has had no live runner for %s for over %s; it will not run and costs nothing; try again shortly, or send \"regionPolicy\": \"prefer\"",
+				job.JobID, job.Region, job.Language, presence.Expiry)}
+	}
 	if errors.Is(err, dispatch.ErrWaitTimeout) {
 		return &Error{Status: http.StatusGatewayTimeout, Code: "wait_timeout", JobID: job.JobID,
 			Message: fmt.Sprintf("the job is still running; poll GET /api/v1/jobs/%s", job.JobID)}
@@ -167,6 +178,12 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 			return nil, newError(http.StatusBadRequest, "invalid_input", "region %s is not a valid region name", excerpt.Quote(req.Region))
 		}
 		region = req.Region
+	}
+	switch req.RegionPolicy {
+	case "", regionExact, regionPrefer:
+	default:
+		return nil, newError(http.StatusBadRequest, "invalid_input", "regionPolicy %s: want %q or %q",
+			excerpt.Quote(req.RegionPolicy), regionExact, regionPrefer)
 	}
 	if len(req.ProjectID) > 64 {
 		return nil, newError(http.StatusBadRequest, "invalid_input", "projectId is too long")

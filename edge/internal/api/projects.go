@@ -231,12 +231,13 @@ func (s *Server) forkShared(c *fiber.Ctx) error {
 
 // projectExecuteRequest is the body of POST /api/projects/:id/execute.
 type projectExecuteRequest struct {
-	Stdin      string           `json:"stdin"`
-	Args       []string         `json:"args"`
-	Wait       *bool            `json:"wait"`
-	SaveMetric *bool            `json:"saveMetric"`
-	Region     string           `json:"region"`
-	Limits     *messages.Limits `json:"limits"`
+	Stdin        string           `json:"stdin"`
+	Args         []string         `json:"args"`
+	Wait         *bool            `json:"wait"`
+	SaveMetric   *bool            `json:"saveMetric"`
+	Region       string           `json:"region"`
+	RegionPolicy string           `json:"regionPolicy"`
+	Limits       *messages.Limits `json:"limits"`
 }
 
 // executeProject answers POST /api/projects/:id/execute: the saved files run through the
@@ -257,7 +258,7 @@ func (s *Server) executeProject(c *fiber.Ctx) error {
 		return err
 	}
 	req := executeRequest{Language: p.Language, Files: p.Files, Stdin: in.Stdin, Args: in.Args, ProjectID: p.ID,
-		SaveMetric: in.SaveMetric, Wait: in.Wait, Region: in.Region, Limits: in.Limits}
+		SaveMetric: in.SaveMetric, Wait: in.Wait, Region: in.Region, RegionPolicy: in.RegionPolicy, Limits: in.Limits}
 	if req.Files == nil {
 		req.Files = []messages.File{}
 	}

@@ -25,6 +25,9 @@ var (
 	ErrQueueFull   = errors.New("job queue is full")
 	ErrWaitTimeout = errors.New("timed out waiting for the result")
 	ErrNotFound    = errors.New("job not found")
+	// ErrResultStored: Abandon found a result stored for the job already (it ran, or
+	// another abandon came first); that result stands.
+	ErrResultStored = errors.New("a result is stored for the job already")
 )
 
 // JetStream API error codes (nats-server's errors.json).
@@ -45,17 +48,26 @@ type Dispatcher struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	waiters map[string]chan messages.Result
+	waiters map[string]waiter
 	sub     *nats.Subscription
 	index   jetstream.KeyValue
 	results jetstream.Stream
+	jobs    jetstream.Stream
 	// jobMaxMsgSize is the job stream's maximum message size, read at Start (≤ 0: none).
 	jobMaxMsgSize int
 }
 
+// waiter is a submitted job whose client waits for its result.
+type waiter struct {
+	ch chan messages.Result
+	// seq is the job's sequence in the job stream (0: not published yet), so that an
+	// abandoned job can be taken out of the queue.
+	seq uint64
+}
+
 // New returns a dispatcher for the edge named edgeID.
 func New(edgeID string, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{edgeID: edgeID, nc: nc, js: js, log: log, waiters: make(map[string]chan messages.Result)}
+	return &Dispatcher{edgeID: edgeID, nc: nc, js: js, log: log, waiters: make(map[string]waiter)}
 }
 
 // Start subscribes to this edge's notifications and binds the job index.
@@ -74,6 +86,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bind job stream: %w", err)
 	}
+	d.jobs = jobs
 	d.jobMaxMsgSize = int(jobs.CachedInfo().Config.MaxMsgSize)
 	sub, err := d.nc.Subscribe(subjects.NotifyAll(d.edgeID), d.onNotify)
 	if err != nil {
@@ -101,11 +114,11 @@ func (d *Dispatcher) onNotify(m *nats.Msg) {
 
 func (d *Dispatcher) deliver(r messages.Result) {
 	d.mu.Lock()
-	ch, ok := d.waiters[r.JobID]
+	w, ok := d.waiters[r.JobID]
 	d.mu.Unlock()
 	if ok {
 		select {
-		case ch <- r:
+		case w.ch <- r:
 		default: // already delivered once
 		}
 	}
@@ -189,10 +202,10 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 	}
 	if wait {
 		d.mu.Lock()
-		d.waiters[job.JobID] = make(chan messages.Result, 1)
+		d.waiters[job.JobID] = waiter{ch: make(chan messages.Result, 1)}
 		d.mu.Unlock()
 	}
-	_, err = d.js.Publish(ctx, subjects.Jobs(job.Region, job.Language), body, jetstream.WithMsgID(job.JobID))
+	ack, err := d.js.Publish(ctx, subjects.Jobs(job.Region, job.Language), body, jetstream.WithMsgID(job.JobID))
 	if err != nil {
 		d.Forget(job.JobID)
 		// A stream with Discard: New refuses a publish once full (store failed, 10077).
@@ -206,13 +219,27 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 		}
 		return fmt.Errorf("publish job: %w", err)
 	}
+	if wait {
+		d.mu.Lock()
+		if w, ok := d.waiters[job.JobID]; ok {
+			w.seq = ack.Sequence
+			d.waiters[job.JobID] = w
+		}
+		d.mu.Unlock()
+	}
 	return nil
 }
 
-// Abandon stores an internal_error result for a reserved job that could not be queued, so
-// that the ledger releases its hold now rather than when it expires. The results stream
-// keeps the first result of a job, so should the job have been queued after all (a lost
-// publish acknowledgement), its run cannot charge for it a second time.
+// Abandon stores an internal_error result for a reserved job that could not be queued, or
+// that waited in a region whose runners are gone, so that the ledger releases its hold now
+// rather than when it expires. The results stream keeps the first result of a job, so a
+// runner that gets the job later finds its hold closed and refuses it, and should the job
+// have run after all (a lost publish acknowledgement, a runner that just took it), its run
+// cannot charge for it a second time: Abandon then answers ErrResultStored.
+//
+// The stored result goes to the job's waiter on this edge at once; a job this edge
+// published while its client waits is also deleted from the job stream, when the edge's
+// NATS user may (the closed hold is the guarantee, the deletion only tidies the queue).
 func (d *Dispatcher) Abandon(ctx context.Context, job *messages.Job, reason string) error {
 	r := messages.NewResult(job)
 	r.Status = messages.StatusInternalError
@@ -224,13 +251,41 @@ func (d *Dispatcher) Abandon(ctx context.Context, job *messages.Job, reason stri
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_, err = d.js.Publish(ctx, subjects.Results(job.JobID), body,
+	ack, err := d.js.Publish(ctx, subjects.Results(job.JobID), body,
 		jetstream.WithMsgID(subjects.ResultMsgID(job.JobID)), jetstream.WithExpectLastSequencePerSubject(0))
-	if err != nil {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+		return fmt.Errorf("abandon job %s: %w", job.JobID, ErrResultStored)
+	case err != nil:
 		return fmt.Errorf("store result of abandoned job %s: %w", job.JobID, err)
+	case ack.Duplicate:
+		return fmt.Errorf("abandon job %s: %w", job.JobID, ErrResultStored)
+	}
+	d.deliver(r)
+	d.mu.Lock()
+	seq := d.waiters[job.JobID].seq
+	d.mu.Unlock()
+	if seq > 0 && d.jobs != nil {
+		delCtx, delCancel := context.WithTimeout(ctx, deleteTimeout)
+		defer delCancel()
+		err := d.jobs.DeleteMsg(delCtx, seq)
+		switch {
+		case err == nil:
+		case errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful):
+			// Taken already: the runner that holds it finds the hold closed.
+		default:
+			d.log.Info("abandoned job left in the job stream; a runner that takes it will refuse it",
+				"job_id", job.JobID, "stream_seq", seq, "err", err)
+		}
 	}
 	return nil
 }
+
+// deleteTimeout bounds the deletion of an abandoned job from the job stream: an edge whose
+// NATS user may not delete gets no answer, only a permissions error on its connection.
+const deleteTimeout = 2 * time.Second
 
 // Forget drops the waiter of jobID.
 func (d *Dispatcher) Forget(jobID string) {
@@ -242,7 +297,7 @@ func (d *Dispatcher) Forget(jobID string) {
 // Wait returns the result of a submitted job, or ErrWaitTimeout after timeout.
 func (d *Dispatcher) Wait(ctx context.Context, jobID string, timeout time.Duration) (messages.Result, error) {
 	d.mu.Lock()
-	ch, ok := d.waiters[jobID]
+	w, ok := d.waiters[jobID]
 	d.mu.Unlock()
 	if !ok {
 		return messages.Result{}, fmt.Errorf("wait for %s: no waiter registered", jobID)
@@ -254,7 +309,7 @@ func (d *Dispatcher) Wait(ctx context.Context, jobID string, timeout time.Durati
 	defer poll.Stop()
 	for {
 		select {
-		case r := <-ch:
+		case r := <-w.ch:
 			return r, nil
 		case <-poll.C:
 			r, err := d.Result(ctx, jobID)

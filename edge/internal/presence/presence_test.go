@@ -31,3 +31,50 @@ func TestAvailableFollowsHeartbeats(t *testing.T) {
 		t.Fatal("a draining runner counts as available")
 	}
 }
+
+func TestUnservedCountsFromTheLastRunnersEnd(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tr := NewTracker(slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
+	if got := tr.Unserved("eu", "python"); got != forget {
+		t.Fatalf("never served: got %s, want %s", got, forget)
+	}
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r1", Region: "eu", Languages: []string{"python"}})
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r2", Region: "eu", Languages: []string{"python", "ruby"}})
+	if got := tr.Unserved("eu", "python"); got != 0 {
+		t.Fatalf("served: got %s, want 0", got)
+	}
+
+	// r1 goes silent; r2 keeps beating, then begins to drain 4 s later.
+	now = now.Add(4 * time.Second)
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r2", Region: "eu", Languages: []string{"python", "ruby"}, Draining: true})
+	if tr.Available("eu", "python") == false {
+		t.Fatal("r1 is still live: want python available")
+	}
+	now = now.Add(Expiry) // r1 expired 4 s ago; r2 drains since Expiry
+	if tr.Available("eu", "python") {
+		t.Fatal("available with r1 silent and r2 draining")
+	}
+	if got, want := tr.Unserved("eu", "python"), 4*time.Second; got != want {
+		t.Fatalf("python: got unserved %s, want %s (since r1 expired)", got, want)
+	}
+	// Ruby was only r2's: unserved since r2 began to drain, however often it still beats.
+	now = now.Add(time.Second)
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r2", Region: "eu", Languages: []string{"python", "ruby"}, Draining: true})
+	if got, want := tr.Unserved("eu", "ruby"), Expiry+time.Second; got != want {
+		t.Fatalf("ruby: got unserved %s, want %s (since r2 began to drain)", got, want)
+	}
+	if got := tr.Unserved("us", "python"); got != forget {
+		t.Fatalf("another region: got %s, want %s", got, forget)
+	}
+
+	// A runner back in the region serves it again at once.
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r3", Region: "eu", Languages: []string{"python"}})
+	if got := tr.Unserved("eu", "python"); got != 0 || !tr.Available("eu", "python") {
+		t.Fatalf("after r3's heartbeat: got unserved %s, want 0 and available", got)
+	}
+	// A runner silent for longer than forget is forgotten.
+	now = now.Add(forget + time.Minute)
+	if got := tr.Unserved("eu", "python"); got != forget {
+		t.Fatalf("after an hour of silence: got %s, want %s", got, forget)
+	}
+}
