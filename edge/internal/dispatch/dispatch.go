@@ -55,6 +55,8 @@ type Dispatcher struct {
 	jobs    jetstream.Stream
 	// jobMaxMsgSize is the job stream's maximum message size, read at Start (≤ 0: none).
 	jobMaxMsgSize int
+	// deletions are the deletions of abandoned jobs in flight; Stop waits for them.
+	deletions sync.WaitGroup
 }
 
 // waiter is a submitted job whose client waits for its result.
@@ -96,11 +98,12 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return d.nc.Flush()
 }
 
-// Stop ends the notify subscription.
+// Stop ends the notify subscription and waits for the deletions of abandoned jobs.
 func (d *Dispatcher) Stop() {
 	if d.sub != nil {
 		_ = d.sub.Unsubscribe()
 	}
+	d.deletions.Wait()
 }
 
 func (d *Dispatcher) onNotify(m *nats.Msg) {
@@ -268,24 +271,34 @@ func (d *Dispatcher) Abandon(ctx context.Context, job *messages.Job, reason stri
 	seq := d.waiters[job.JobID].seq
 	d.mu.Unlock()
 	if seq > 0 && d.jobs != nil {
-		delCtx, delCancel := context.WithTimeout(ctx, deleteTimeout)
-		defer delCancel()
-		err := d.jobs.DeleteMsg(delCtx, seq)
-		switch {
-		case err == nil:
-		case errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful):
-			// Taken already: the runner that holds it finds the hold closed.
-		default:
-			d.log.Info("abandoned job left in the job stream; a runner that takes it will refuse it",
-				"job_id", job.JobID, "stream_seq", seq, "err", err)
-		}
+		// Not waited for: an edge whose NATS user may not delete gets no answer, only a
+		// permissions error on its connection, and its client need not wait for that.
+		d.deletions.Add(1)
+		go func() {
+			defer d.deletions.Done()
+			d.deleteJob(context.WithoutCancel(ctx), job.JobID, seq)
+		}()
 	}
 	return nil
 }
 
-// deleteTimeout bounds the deletion of an abandoned job from the job stream: an edge whose
-// NATS user may not delete gets no answer, only a permissions error on its connection.
+// deleteTimeout bounds the deletion of an abandoned job from the job stream.
 const deleteTimeout = 2 * time.Second
+
+// deleteJob takes an abandoned job out of the job stream, if it is still there.
+func (d *Dispatcher) deleteJob(ctx context.Context, jobID string, seq uint64) {
+	ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
+	defer cancel()
+	err := d.jobs.DeleteMsg(ctx, seq)
+	switch {
+	case err == nil:
+	case errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful):
+		// Taken already: the runner that holds it finds the hold closed.
+	default:
+		d.log.Info("abandoned job left in the job stream; a runner that takes it will refuse it",
+			"job_id", jobID, "stream_seq", seq, "err", err)
+	}
+}
 
 // Forget drops the waiter of jobID.
 func (d *Dispatcher) Forget(jobID string) {
