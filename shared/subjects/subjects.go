@@ -33,8 +33,14 @@ const (
 	JobIndexBucket = "JOB_INDEX"
 )
 
-// JobRunningKey is the job index key a runner sets when it starts a job.
+// JobRunningKey is the job's claim in the job index: a runner creates it (its id as the
+// value) before anything of the job runs, or an edge creates it with AbandonedClaim when
+// it gives the job up. Whoever creates it first decides: a job is run or abandoned, never
+// both.
 func JobRunningKey(jobID string) string { return jobID + ".running" }
+
+// AbandonedClaim is the value of an abandoned job's claim; it is no runner id (not a token).
+const AbandonedClaim = "!abandoned"
 
 // Jobs is the subject of jobs for one region and language.
 func Jobs(region, language string) string {

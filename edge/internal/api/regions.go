@@ -105,8 +105,8 @@ func (s *Server) abandonWhenStranded(ctx context.Context, job *messages.Job) boo
 		err = s.dispatch.Abandon(ctx, job, "no runner of "+job.Language+" in region "+job.Region+
 			" took the job: the region lost its runners while the job waited; not run, not charged")
 		switch {
-		case errors.Is(err, dispatch.ErrResultStored):
-			return false // it ran after all: the waiter gets that result
+		case errors.Is(err, dispatch.ErrResultStored), errors.Is(err, dispatch.ErrStarted):
+			return false // it runs or ran after all: the waiter gets that result
 		case err != nil:
 			log.Warn("abandon a stranded job; trying again", "err", err)
 			continue

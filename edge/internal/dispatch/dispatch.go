@@ -28,6 +28,8 @@ var (
 	// ErrResultStored: Abandon found a result stored for the job already (it ran, or
 	// another abandon came first); that result stands.
 	ErrResultStored = errors.New("a result is stored for the job already")
+	// ErrStarted: Abandon found the job claimed by a runner; its result will come.
+	ErrStarted = errors.New("a runner started the job")
 )
 
 // JetStream API error codes (nats-server's errors.json).
@@ -90,11 +92,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.jobs = jobs
 	d.jobMaxMsgSize = int(jobs.CachedInfo().Config.MaxMsgSize)
-	sub, err := d.nc.Subscribe(subjects.NotifyAll(d.edgeID), d.onNotify)
-	if err != nil {
-		return fmt.Errorf("subscribe to notifications: %w", err)
+	if d.sub == nil { // a Start tried again after a failed flush subscribes once
+		sub, err := d.nc.Subscribe(subjects.NotifyAll(d.edgeID), d.onNotify)
+		if err != nil {
+			return fmt.Errorf("subscribe to notifications: %w", err)
+		}
+		d.sub = sub
 	}
-	d.sub = sub
 	return d.nc.Flush()
 }
 
@@ -240,10 +244,26 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 // have run after all (a lost publish acknowledgement, a runner that just took it), its run
 // cannot charge for it a second time: Abandon then answers ErrResultStored.
 //
+// The job's claim in the job index decides between the edge and a runner that takes the
+// job at the same moment: Abandon creates it first, and a runner runs a job only once it
+// created (or, on a redelivery, took over) the claim itself. So a job abandoned is never
+// run, and a job a runner claimed is never abandoned (ErrStarted).
+//
 // The stored result goes to the job's waiter on this edge at once; a job this edge
 // published while its client waits is also deleted from the job stream, when the edge's
 // NATS user may (the closed hold is the guarantee, the deletion only tidies the queue).
 func (d *Dispatcher) Abandon(ctx context.Context, job *messages.Job, reason string) error {
+	if d.index != nil {
+		claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, err := d.index.Create(claimCtx, subjects.JobRunningKey(job.JobID), []byte(subjects.AbandonedClaim))
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrKeyExists):
+			return fmt.Errorf("abandon job %s: %w", job.JobID, ErrStarted)
+		case err != nil:
+			return fmt.Errorf("claim job %s for its abandon: %w", job.JobID, err)
+		}
+	}
 	r := messages.NewResult(job)
 	r.Status = messages.StatusInternalError
 	r.ErrorMessage = reason
@@ -364,14 +384,14 @@ func (d *Dispatcher) Result(ctx context.Context, jobID string) (messages.Result,
 
 // Running reports whether a runner has started jobID.
 func (d *Dispatcher) Running(ctx context.Context, jobID string) (bool, error) {
-	_, err := d.index.Get(ctx, subjects.JobRunningKey(jobID))
+	e, err := d.index.Get(ctx, subjects.JobRunningKey(jobID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("look up whether %s runs: %w", jobID, err)
 	}
-	return true, nil
+	return string(e.Value()) != subjects.AbandonedClaim, nil
 }
 
 // OwnerOf returns the user who submitted jobID, or ErrNotFound.

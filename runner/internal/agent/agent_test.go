@@ -309,6 +309,44 @@ func TestJobWithoutALiveHoldIsNotRun(t *testing.T) {
 	}
 }
 
+// The job's claim decides between a runner and an edge that gives the job up: a job whose
+// edge claimed it as abandoned is not run and holds nothing; a claim an earlier runner left
+// (it died holding the job) is taken over, and the job runs.
+func TestClaimDecidesBetweenRunAndAbandon(t *testing.T) {
+	sb := &fakeSandbox{}
+	f := startAgent(t, sb, Config{Slots: 1})
+	index, err := f.js.KeyValue(t.Context(), subjects.JobIndexBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := index.Create(t.Context(), subjects.JobRunningKey("job-abandoned"), []byte(subjects.AbandonedClaim)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := index.Create(t.Context(), subjects.JobRunningKey("job-orphan"), []byte("dead-runner")); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t, "job-abandoned")
+	r := f.result(t, "job-abandoned", 20*time.Second)
+	if r.Status != messages.StatusInternalError || !strings.Contains(r.ErrorMessage, "given up") {
+		t.Errorf("abandoned job: got %s %q, want internal_error saying it was given up", r.Status, r.ErrorMessage)
+	}
+	if n := sb.calls.Load(); n != 0 {
+		t.Errorf("sandbox runs of an abandoned job: got %d, want 0", n)
+	}
+	if n := f.holds.Asked("job-abandoned"); n != 0 {
+		t.Errorf("holds asked for an abandoned job: %d, want 0", n)
+	}
+
+	f.publish(t, "job-orphan")
+	if r := f.result(t, "job-orphan", 20*time.Second); r.Status != messages.StatusSucceeded {
+		t.Errorf("job with an earlier runner's claim: got %s, want succeeded", r.Status)
+	}
+	e, err := index.Get(t.Context(), subjects.JobRunningKey("job-orphan"))
+	if err != nil || string(e.Value()) != "r1" {
+		t.Errorf("claim after the takeover: %v %v, want r1", e, err)
+	}
+}
+
 // A job names where its result is sent; a subject outside the contract's notify subjects
 // (another service's request subject, say) never gets it.
 func TestResultGoesOnlyToAContractNotifySubject(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -47,11 +46,28 @@ func (r *holdRefusal) Error() string { return r.reason }
 func (a *Agent) holdFor(ctx context.Context, job *messages.Job, lim messages.Limits) error {
 	ctx, cancel := context.WithTimeout(ctx, holdTimeout)
 	defer cancel()
-	reply, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, a.nc, subjects.Reserve,
-		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language})
+	var reply messages.ReserveReply
+	var err error
+	// A ledger that is not there (restarting, or all of its processes down a moment) is
+	// waited for within holdTimeout, so that its restart does not cost the job a delivery.
+	for gap := 100 * time.Millisecond; ; gap = min(2*gap, 2*time.Second) {
+		reply, err = rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, a.nc, subjects.Reserve,
+			messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language})
+		if !errors.Is(err, rpc.ErrUnavailable) && !rpc.IsCode(err, rpc.CodeShuttingDown) {
+			break
+		}
+		t := time.NewTimer(gap)
+		select {
+		case <-t.C:
+			continue
+		case <-ctx.Done():
+			t.Stop()
+		}
+		break
+	}
 	var refused *rpc.Error
 	switch {
-	case errors.As(err, &refused) && refused.Code != rpc.CodeInternal:
+	case errors.As(err, &refused) && refused.Code != rpc.CodeInternal && refused.Code != rpc.CodeShuttingDown:
 		return &holdRefusal{reason: "the ledger refused the job: " + refused.Message}
 	case err != nil:
 		return fmt.Errorf("hold the job's price: %w", err)
@@ -64,8 +80,8 @@ func (a *Agent) holdFor(ctx context.Context, job *messages.Job, lim messages.Lim
 	return nil
 }
 
-// holdTimeout bounds the ledger's answer to a hold.
-const holdTimeout = 10 * time.Second
+// holdTimeout bounds the ledger's answer to a hold, a restart of the ledger included.
+const holdTimeout = 20 * time.Second
 
 // handle runs one job to its end: a result published and the message acked, or the
 // message handed back (infrastructure failure) or terminated (poison).
@@ -120,8 +136,6 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 			return
 		}
 	}
-	a.markRunning(ctx, job.JobID, log)
-
 	var used *sandbox.Container
 	defer func() {
 		if used != nil {
@@ -172,21 +186,36 @@ func (a *Agent) dispose(ctx context.Context, lang string, c *sandbox.Container) 
 	a.pool.Refill(lang)
 }
 
-// markRunning records in the job index, without delaying the job, that it has started here,
-// so that GET /api/v1/jobs/:jobId can say "running".
-func (a *Agent) markRunning(ctx context.Context, jobID string, log *slog.Logger) {
+// claim takes the job's claim in the job index (subjects.JobRunningKey) before anything of
+// the job runs: it is the arbiter between this runner and an edge giving the job up at the
+// same moment (whoever creates the claim first decides), and it lets GET /api/v1/jobs/:jobId
+// say "running". A claim an earlier runner left (it died holding the job) is taken over; an
+// edge's AbandonedClaim is a refusal: the job is not run.
+func (a *Agent) claim(ctx context.Context, jobID string) error {
 	if a.index == nil {
-		return
+		return nil
 	}
-	a.removals.Add(1) // waited for at drain, like removals
-	go func() {
-		defer a.removals.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := a.index.Put(ctx, subjects.JobRunningKey(jobID), []byte(a.cfg.RunnerID)); err != nil {
-			log.Warn("mark job running", "err", err)
-		}
-	}()
+	ctx, cancel := context.WithTimeout(ctx, holdTimeout)
+	defer cancel()
+	key := subjects.JobRunningKey(jobID)
+	_, err := a.index.Create(ctx, key, []byte(a.cfg.RunnerID))
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, jetstream.ErrKeyExists):
+		return fmt.Errorf("claim the job: %w", err)
+	}
+	e, err := a.index.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read the job's claim: %w", err)
+	}
+	if string(e.Value()) == subjects.AbandonedClaim {
+		return &holdRefusal{reason: "the job was given up by its edge before it started: not run, not charged"}
+	}
+	if _, err := a.index.Update(ctx, key, []byte(a.cfg.RunnerID), e.Revision()); err != nil {
+		return fmt.Errorf("take over the job's claim from %s: %w", excerpt.Quote(string(e.Value())), err)
+	}
+	return nil
 }
 
 func (a *Agent) check(job *messages.Job, lang *languages.Language) error {
@@ -232,8 +261,14 @@ func (a *Agent) execute(ctx context.Context, lang *languages.Language, msg jetst
 
 	out, err := a.sb.Run(ctx, c, sandbox.Job{
 		ID: job.JobID, Language: lang, Files: job.Files, Stdin: job.Stdin, Args: job.Args, Limits: lim,
-		// No job runs without a live hold of its price: the publisher's, or one taken now.
-		Ready: func(ctx context.Context) error { return a.holdFor(ctx, job, lim) },
+		// No job runs unclaimed (see claim), nor without a live hold of its price: the
+		// publisher's, or one taken now.
+		Ready: func(ctx context.Context) error {
+			if err := a.claim(ctx, job.JobID); err != nil {
+				return err
+			}
+			return a.holdFor(ctx, job, lim)
+		},
 	})
 	if err != nil {
 		return messages.Result{}, err
