@@ -20,6 +20,7 @@ import (
 	"github.com/codeexec/codeexec/accounts/internal/sessions"
 	"github.com/codeexec/codeexec/accounts/internal/users"
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/metrics"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
@@ -83,15 +84,12 @@ func New(nc *nats.Conn, db *mongo.Database, reg prometheus.Registerer, log *slog
 		gate: rpc.NewGate(rpc.DefaultMaxInFlight)}, nil
 }
 
-// Run prepares the collections, answers requests until ctx ends, then stops listening.
+// Run prepares the collections (waiting for the database, should it not answer yet),
+// answers requests until ctx ends, then stops listening.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.users.EnsureIndexes(ctx); err != nil {
-		return err
-	}
-	if err := s.keys.EnsureIndexes(ctx); err != nil {
-		return err
-	}
-	if err := s.projects.EnsureIndexes(ctx); err != nil {
+	if _, err := natsconn.Await(ctx, s.log, "the database (indexes of users, keys and projects)", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, errors.Join(s.users.EnsureIndexes(ctx), s.keys.EnsureIndexes(ctx), s.projects.EnsureIndexes(ctx))
+	}); err != nil {
 		return err
 	}
 	bg, stopBackground := context.WithCancel(ctx)

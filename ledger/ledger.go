@@ -37,6 +37,7 @@ import (
 	"github.com/codeexec/codeexec/ledger/internal/telemetry"
 	"github.com/codeexec/codeexec/ledger/internal/wallet"
 	"github.com/codeexec/codeexec/shared/config"
+	"github.com/codeexec/codeexec/shared/natsconn"
 )
 
 // Defaults of the ledger's own settings.
@@ -185,10 +186,10 @@ func New(cfg Config, nc *nats.Conn, db *mongo.Database, reg prometheus.Registere
 // It returns early with an error if it cannot start (indexes, subscriptions, the results
 // consumer).
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.wallet.EnsureIndexes(ctx); err != nil {
-		return err
-	}
-	if err := s.records.EnsureIndexes(ctx); err != nil {
+	// A database that does not answer yet is waited for, as NATS and the streams are.
+	if _, err := natsconn.Await(ctx, s.log, "the database (indexes of wallets and records)", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, errors.Join(s.wallet.EnsureIndexes(ctx), s.records.EnsureIndexes(ctx))
+	}); err != nil {
 		return err
 	}
 	// Handlers outlive ctx a little: requests already delivered get an answer.

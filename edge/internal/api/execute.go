@@ -93,12 +93,22 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	accepted := time.Now()
 	if err := s.dispatch.Submit(ctx, job, wait); err != nil {
 		release()
-		if aerr := s.dispatch.Abandon(ctx, job, "the job could not be queued"); aerr != nil {
+		aerr := s.dispatch.Abandon(ctx, job, "the job could not be queued")
+		switch {
+		case errors.Is(aerr, dispatch.ErrStarted), errors.Is(aerr, dispatch.ErrResultStored):
+			// The publish went through after all (its acknowledgement was lost): the job runs.
+			return &Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable", JobID: job.JobID, RetryAfter: 2,
+				Message: fmt.Sprintf("the job queue answered too late, but job %s was queued and runs; poll GET /api/v1/jobs/%s", job.JobID, job.JobID)}
+		case aerr != nil:
 			s.log.Warn("abandon a job that was not queued; its hold expires instead", "job_id", job.JobID, "err", aerr)
 		}
 		if errors.Is(err, dispatch.ErrQueueFull) {
 			return &Error{Status: http.StatusServiceUnavailable, Code: "queue_full",
 				Message: "the job queue is full; try again shortly", RetryAfter: 5}
+		}
+		if errors.Is(err, dispatch.ErrUnavailable) {
+			return &Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable",
+				Message: "the job queue does not answer right now; nothing was charged; try again shortly", RetryAfter: 2}
 		}
 		return jobTooLarge(err)
 	}

@@ -30,7 +30,49 @@ var (
 	ErrResultStored = errors.New("a result is stored for the job already")
 	// ErrStarted: Abandon found the job claimed by a runner; its result will come.
 	ErrStarted = errors.New("a runner started the job")
+	// ErrUnavailable: JetStream did not take the job within publishPatience (no stream
+	// leader: an election that lasts, or NATS down).
+	ErrUnavailable = errors.New("the job stream does not answer")
 )
+
+// publishPatience bounds how long Submit retries a job's owner record and the job itself
+// through a JetStream leader election (each retry is deduplicated: the job's id is its
+// message id); publishAttempt bounds one try.
+const (
+	publishPatience = 10 * time.Second
+	publishAttempt  = 2 * time.Second
+)
+
+// transient reports a JetStream error that a retry may cure: no leader yet, no answer.
+func transient(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+}
+
+// retrying calls try, each time within publishAttempt, until it succeeds, fails for good,
+// ctx ends or publishPatience has passed; a transient failure at the end is ErrUnavailable.
+func retrying[T any](ctx context.Context, try func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(publishPatience)
+	for gap := 50 * time.Millisecond; ; gap = min(2*gap, time.Second) {
+		attemptCtx, cancel := context.WithTimeout(ctx, publishAttempt)
+		v, err := try(attemptCtx)
+		cancel()
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return v, err
+		}
+		if time.Now().Add(gap).After(deadline) {
+			return v, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		t := time.NewTimer(gap)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		}
+	}
+}
 
 // JetStream API error codes (nats-server's errors.json).
 const (
@@ -204,7 +246,7 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 	if err != nil {
 		return fmt.Errorf("encode job owner: %w", err)
 	}
-	if _, err := d.index.Put(ctx, job.JobID, owner); err != nil {
+	if _, err := retrying(ctx, func(ctx context.Context) (uint64, error) { return d.index.Put(ctx, job.JobID, owner) }); err != nil {
 		return fmt.Errorf("record job owner: %w", err)
 	}
 	if wait {
@@ -212,7 +254,9 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 		d.waiters[job.JobID] = waiter{ch: make(chan messages.Result, 1)}
 		d.mu.Unlock()
 	}
-	ack, err := d.js.Publish(ctx, subjects.Jobs(job.Region, job.Language), body, jetstream.WithMsgID(job.JobID))
+	ack, err := retrying(ctx, func(ctx context.Context) (*jetstream.PubAck, error) {
+		return d.js.Publish(ctx, subjects.Jobs(job.Region, job.Language), body, jetstream.WithMsgID(job.JobID))
+	})
 	if err != nil {
 		d.Forget(job.JobID)
 		// A stream with Discard: New refuses a publish once full (store failed, 10077).
