@@ -180,7 +180,7 @@ func TestAsyncJobLifecycle(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("job never done; statuses seen %v", seen)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond) // below the credential's rate limit (10/s)
 	}
 	if !seen["running"] {
 		t.Errorf("statuses seen %v: want running before done", seen)

@@ -113,7 +113,6 @@ func startRunnerIn(t *testing.T, natsURL, id, region string) *runnerProc {
 		"CODEEXEC_NATS_URL="+natsURL,
 		"CODEEXEC_REGION="+region,
 		"CODEEXEC_RUNNER_ID="+id,
-		"CODEEXEC_JOB_ACK_WAIT="+processAckWait.String(),
 		"CODEEXEC_LANGUAGES=python",
 		"CODEEXEC_RUNNER_SLOTS=1",
 		"CODEEXEC_POOL_SIZE=1",

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/subjects"
+	"github.com/codeexec/codeexec/shared/waitfor"
 )
 
 // Runner processes in these tests: AckWait short, so a killed runner's job comes back fast.
@@ -93,6 +95,13 @@ func (s *procLog) String() string {
 // startRunner starts a runner process with id serving python, one slot.
 func startRunner(t *testing.T, natsURL, id string) *runnerProc {
 	t.Helper()
+	return startRunnerWith(t, natsURL, id)
+}
+
+// startRunnerWith starts a runner process with 1 slot, a pool of 1 and python only; extra
+// settings ("KEY=value") override those.
+func startRunnerWith(t *testing.T, natsURL, id string, extra ...string) *runnerProc {
+	t.Helper()
 	bin := buildRunner(t)
 	cmd := exec.Command(bin)
 	var env []string
@@ -104,13 +113,13 @@ func startRunner(t *testing.T, natsURL, id string) *runnerProc {
 	cmd.Env = append(env,
 		"CODEEXEC_NATS_URL="+natsURL,
 		"CODEEXEC_RUNNER_ID="+id,
-		"CODEEXEC_JOB_ACK_WAIT="+processAckWait.String(),
 		"CODEEXEC_LANGUAGES=python",
 		"CODEEXEC_RUNNER_SLOTS=1",
 		"CODEEXEC_POOL_SIZE=1",
 		"CODEEXEC_METRICS_ADDR=127.0.0.1:0",
 		"CODEEXEC_LOG_LEVEL=debug",
 	)
+	cmd.Env = append(cmd.Env, extra...) // the last value of a key wins
 	p := &runnerProc{id: id, cmd: cmd, logs: &procLog{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
@@ -190,6 +199,7 @@ func startProcessMesh(t *testing.T) processMesh {
 		c.Services = []string{"accounts", "ledger", "edge"}
 		c.Languages = nil // no runner here: nothing to wait for
 		c.NATSListen = "127.0.0.1:0"
+		c.JobAckWait = processAckWait // provisioned on the job consumers
 	})
 	return processMesh{Instance: inst, js: natsOf(t, inst.NATSURL)}
 }
@@ -312,6 +322,28 @@ func containersOf(t *testing.T, d *client.Client, id string) []container.Summary
 	return list
 }
 
+// programRuns reports whether a running container of runner id has a process whose command
+// line holds text.
+func programRuns(t *testing.T, d *client.Client, id, text string) bool {
+	t.Helper()
+	return runningPrograms(t, d, id, text) > 0
+}
+
+// containerRuns reports whether container has a process whose command line holds text.
+func containerRuns(t *testing.T, d *client.Client, container, text string) bool {
+	t.Helper()
+	top, err := d.ContainerTop(context.Background(), container, []string{"-eo", "pid,args"})
+	if err != nil {
+		return false // it ended meanwhile
+	}
+	for _, p := range top.Processes {
+		if strings.Contains(strings.Join(p, " "), text) {
+			return true
+		}
+	}
+	return false
+}
+
 func waitNoContainers(t *testing.T, d *client.Client, id string, timeout time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
@@ -343,6 +375,9 @@ func TestRunnerKilledMidJob(t *testing.T) {
 	mesh.waitHeld(t, 1) // only A runs: A holds it
 	b := startRunner(t, mesh.NATSURL, idB)
 	b.waitLog(t, "runner agent started", 30*time.Second)
+	waitfor.Eventually(t, 30*time.Second, "the user's program runs in a container of A", func() (bool, error) {
+		return programRuns(t, docker, idA, "python3"), nil
+	})
 
 	if err := a.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -545,4 +580,48 @@ func TestRunnerDiesOnEveryDelivery(t *testing.T) {
 		t.Errorf("runner exited with %d after SIGTERM, want 0", code)
 	}
 	waitNoContainers(t, docker, id, 10*time.Second)
+}
+
+// Two runner processes of 4 slots share a region's job consumer: 8 jobs submitted at once
+// all run at the same time (the consumer's in-flight limit is the fleet's, each runner
+// pulls one job per free slot), so 8 jobs of 2 s take about 2 s, not 4.
+func TestTwoRunnersOfFourSlotsRunEightJobsAtOnce(t *testing.T) {
+	mesh := startProcessMesh(t)
+	docker := dockerClient(t)
+	ids := []string{uniqueID("four-a"), uniqueID("four-b")}
+	for _, id := range ids {
+		startRunnerWith(t, mesh.NATSURL, id, "CODEEXEC_RUNNER_SLOTS=4", "CODEEXEC_POOL_SIZE=4")
+	}
+	waitAvailable(t, mesh.URL, "python")
+	users := make([]registered, 4) // the free credit pays two jobs each
+	for i := range users {
+		users[i] = registerUser(t, mesh.URL)
+	}
+	jobs := make([]string, 8)
+	for i := range jobs {
+		jobs[i] = submit(t, mesh.URL, users[i/2].APIKey, fmt.Sprintf("import time\ntime.sleep(2)\nprint(%d)", i))
+	}
+	start := time.Now()
+	waitfor.Eventually(t, 30*time.Second, "8 programs running at once, 4 on each runner", func() (bool, error) {
+		return runningPrograms(t, docker, ids[0], "python3") == 4 && runningPrograms(t, docker, ids[1], "python3") == 4, nil
+	})
+	for i, id := range jobs {
+		if r := pollJob(t, mesh.URL, users[i/2].APIKey, id, time.Minute); r.RunTimeStatus != "succeeded" || r.Stdout != fmt.Sprintf("%d\n", i) {
+			t.Errorf("job %d: %s %q", i, r.RunTimeStatus, r.Stdout)
+		}
+	}
+	t.Logf("8 jobs of 2 s on 2 runners of 4 slots: all done %s after the last submit", time.Since(start).Round(time.Millisecond))
+}
+
+// runningPrograms counts the running containers of runner id with a process whose command
+// line holds text.
+func runningPrograms(t *testing.T, d *client.Client, id, text string) int {
+	t.Helper()
+	n := 0
+	for _, c := range containersOf(t, d, id) {
+		if c.State == "running" && containerRuns(t, d, c.ID, text) {
+			n++
+		}
+	}
+	return n
 }
