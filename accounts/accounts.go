@@ -20,8 +20,8 @@ import (
 	"github.com/codeexec/codeexec/accounts/internal/sessions"
 	"github.com/codeexec/codeexec/accounts/internal/users"
 	"github.com/codeexec/codeexec/shared/messages"
-	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/metrics"
+	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
 )

@@ -155,7 +155,7 @@ func freePortRange(t *testing.T, n int) int {
 
 // loadRecord is one request of the steady load.
 type loadRecord struct {
-	user       int
+	user, edge int
 	start, end time.Time
 	status     int
 	code       string // error code of a non-200 answer
@@ -199,9 +199,9 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 	for c := range clients {
 		load.Go(func() {
 			for n := 0; loadCtx.Err() == nil; n++ {
-				rec := loadRecord{user: c, start: time.Now()}
+				rec := loadRecord{user: c, edge: (c + n) % 2, start: time.Now()}
 				body := fmt.Sprintf(`{"language":"python","code":"import time\ntime.sleep(0.2)\nprint(%d)"}`, n)
-				rec.status, rec.code, rec.jobID, rec.runStatus, rec.err = postExecute(client, edges[(c+n)%2], users[c].APIKey, body)
+				rec.status, rec.code, rec.jobID, rec.runStatus, rec.err = postExecute(client, edges[rec.edge], users[c].APIKey, body)
 				rec.end = time.Now()
 				mu.Lock()
 				records = append(records, rec)
@@ -276,6 +276,20 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 	// charged once it is back.
 	crash("ledger", 4, false, func() {})
 
+	// An edge: its clients get no answer while it is down (they would go to the other
+	// edge); the jobs it had published run and are charged once all the same.
+	crash("edge-2", 4, true, func() {
+		waitfor.Eventually(t, time.Minute, "edge-2 is ready again", func() (bool, error) {
+			resp, err := http.Get(edges[1] + "/readyz")
+			if err != nil {
+				return false, nil
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200, nil
+		})
+	})
+	edgeDown := faults[len(faults)-1]
+
 	stopLoad()
 	load.Wait()
 	stopped = true
@@ -289,6 +303,8 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 	codes := map[string]int{}
 	for _, r := range records {
 		switch {
+		case r.err != nil && r.edge == 1 && r.start.Before(edgeDown.to) && r.end.After(edgeDown.from):
+			codes["no answer: edge-2 down"]++
 		case r.err != nil:
 			t.Errorf("a request got no answer: %v", r.err)
 		case r.status == 200:

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -32,7 +33,7 @@ var (
 	ErrStarted = errors.New("a runner started the job")
 	// ErrUnavailable: JetStream did not take the job within publishPatience (no stream
 	// leader: an election that lasts, or NATS down).
-	ErrUnavailable = errors.New("the job stream does not answer")
+	ErrUnavailable = natsconn.ErrUnavailable
 )
 
 // publishPatience bounds how long Submit retries a job's owner record and the job itself
@@ -42,37 +43,6 @@ const (
 	publishPatience = 10 * time.Second
 	publishAttempt  = 2 * time.Second
 )
-
-// transient reports a JetStream error that a retry may cure: no leader yet, no answer.
-func transient(err error) bool {
-	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
-}
-
-// retrying calls try, each time within publishAttempt, until it succeeds, fails for good,
-// ctx ends or publishPatience has passed; a transient failure at the end is ErrUnavailable.
-func retrying[T any](ctx context.Context, try func(context.Context) (T, error)) (T, error) {
-	deadline := time.Now().Add(publishPatience)
-	for gap := 50 * time.Millisecond; ; gap = min(2*gap, time.Second) {
-		attemptCtx, cancel := context.WithTimeout(ctx, publishAttempt)
-		v, err := try(attemptCtx)
-		cancel()
-		if err == nil || !transient(err) || ctx.Err() != nil {
-			return v, err
-		}
-		if time.Now().Add(gap).After(deadline) {
-			return v, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		t := time.NewTimer(gap)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return v, err
-		}
-	}
-}
 
 // JetStream API error codes (nats-server's errors.json).
 const (
@@ -246,7 +216,7 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 	if err != nil {
 		return fmt.Errorf("encode job owner: %w", err)
 	}
-	if _, err := retrying(ctx, func(ctx context.Context) (uint64, error) { return d.index.Put(ctx, job.JobID, owner) }); err != nil {
+	if _, err := natsconn.Retry(ctx, publishPatience, publishAttempt, func(ctx context.Context) (uint64, error) { return d.index.Put(ctx, job.JobID, owner) }); err != nil {
 		return fmt.Errorf("record job owner: %w", err)
 	}
 	if wait {
@@ -254,7 +224,7 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 		d.waiters[job.JobID] = waiter{ch: make(chan messages.Result, 1)}
 		d.mu.Unlock()
 	}
-	ack, err := retrying(ctx, func(ctx context.Context) (*jetstream.PubAck, error) {
+	ack, err := natsconn.Retry(ctx, publishPatience, publishAttempt, func(ctx context.Context) (*jetstream.PubAck, error) {
 		return d.js.Publish(ctx, subjects.Jobs(job.Region, job.Language), body, jetstream.WithMsgID(job.JobID))
 	})
 	if err != nil {

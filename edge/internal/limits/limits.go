@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -127,22 +128,35 @@ func conflict(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
-// write stores v under key if the key is still at rev (0: absent).
+// The buckets' reads and writes ride out a JetStream leader election (a node lost) for up
+// to kvPatience before the request is answered 503; each try gets kvAttempt.
+const (
+	kvPatience = 5 * time.Second
+	kvAttempt  = time.Second
+)
+
+// write stores v under key if the key is still at rev (0: absent). A retried write whose
+// first try was stored after all meets a conflict, as another edge's would: the caller
+// reads again.
 func write(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev uint64) (uint64, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("encode %s: %w", key, err)
 	}
-	if rev == 0 {
-		return kv.Create(ctx, key, data)
-	}
-	return kv.Update(ctx, key, data, rev)
+	return natsconn.Retry(ctx, kvPatience, kvAttempt, func(ctx context.Context) (uint64, error) {
+		if rev == 0 {
+			return kv.Create(ctx, key, data)
+		}
+		return kv.Update(ctx, key, data, rev)
+	})
 }
 
 // read returns key's value and revision; an absent key is the zero value at revision 0.
 func read[T any](ctx context.Context, kv jetstream.KeyValue, key string) (T, uint64, error) {
 	var v T
-	e, err := kv.Get(ctx, key)
+	e, err := natsconn.Retry(ctx, kvPatience, kvAttempt, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
+		return kv.Get(ctx, key)
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return v, 0, nil
 	}

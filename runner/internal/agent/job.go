@@ -14,6 +14,7 @@ import (
 	"github.com/codeexec/codeexec/shared/excerpt"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
@@ -198,19 +199,28 @@ func (a *Agent) claim(ctx context.Context, jobID string) error {
 	ctx, cancel := context.WithTimeout(ctx, holdTimeout)
 	defer cancel()
 	key := subjects.JobRunningKey(jobID)
-	_, err := a.index.Create(ctx, key, []byte(a.cfg.RunnerID))
+	// Each step rides out a leader election; a create retried after it went through
+	// finds this runner's own claim below.
+	_, err := natsconn.Retry(ctx, holdTimeout, 2*time.Second, func(ctx context.Context) (uint64, error) {
+		return a.index.Create(ctx, key, []byte(a.cfg.RunnerID))
+	})
 	switch {
 	case err == nil:
 		return nil
 	case !errors.Is(err, jetstream.ErrKeyExists):
 		return fmt.Errorf("claim the job: %w", err)
 	}
-	e, err := a.index.Get(ctx, key)
+	e, err := natsconn.Retry(ctx, holdTimeout, 2*time.Second, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
+		return a.index.Get(ctx, key)
+	})
 	if err != nil {
 		return fmt.Errorf("read the job's claim: %w", err)
 	}
-	if string(e.Value()) == subjects.AbandonedClaim {
+	switch string(e.Value()) {
+	case subjects.AbandonedClaim:
 		return &holdRefusal{reason: "the job was given up by its edge before it started: not run, not charged"}
+	case a.cfg.RunnerID:
+		return nil
 	}
 	if _, err := a.index.Update(ctx, key, []byte(a.cfg.RunnerID), e.Revision()); err != nil {
 		return fmt.Errorf("take over the job's claim from %s: %w", excerpt.Quote(string(e.Value())), err)
