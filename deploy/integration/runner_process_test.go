@@ -587,7 +587,6 @@ func TestRunnerDiesOnEveryDelivery(t *testing.T) {
 // pulls one job per free slot), so 8 jobs of 2 s take about 2 s, not 4.
 func TestTwoRunnersOfFourSlotsRunEightJobsAtOnce(t *testing.T) {
 	mesh := startProcessMesh(t)
-	docker := dockerClient(t)
 	ids := []string{uniqueID("four-a"), uniqueID("four-b")}
 	for _, id := range ids {
 		startRunnerWith(t, mesh.NATSURL, id, "CODEEXEC_RUNNER_SLOTS=4", "CODEEXEC_POOL_SIZE=4")
@@ -601,16 +600,29 @@ func TestTwoRunnersOfFourSlotsRunEightJobsAtOnce(t *testing.T) {
 	for i := range jobs {
 		jobs[i] = submit(t, mesh.URL, users[i/2].APIKey, fmt.Sprintf("import time\ntime.sleep(2)\nprint(%d)", i))
 	}
-	start := time.Now()
-	waitfor.Eventually(t, 30*time.Second, "8 programs running at once, 4 on each runner", func() (bool, error) {
-		return runningPrograms(t, docker, ids[0], "python3") == 4 && runningPrograms(t, docker, ids[1], "python3") == 4, nil
-	})
+	var latestStart, earliestEnd time.Time
+	perRunner := map[string]int{}
 	for i, id := range jobs {
 		if r := pollJob(t, mesh.URL, users[i/2].APIKey, id, time.Minute); r.RunTimeStatus != "succeeded" || r.Stdout != fmt.Sprintf("%d\n", i) {
 			t.Errorf("job %d: %s %q", i, r.RunTimeStatus, r.Stdout)
 		}
+		stored := mesh.storedResult(t, id)
+		perRunner[stored.RunnerID]++
+		if stored.StartedAt.After(latestStart) {
+			latestStart = stored.StartedAt
+		}
+		if earliestEnd.IsZero() || stored.FinishedAt.Before(earliestEnd) {
+			earliestEnd = stored.FinishedAt
+		}
 	}
-	t.Logf("8 jobs of 2 s on 2 runners of 4 slots: all done %s after the last submit", time.Since(start).Round(time.Millisecond))
+	// All 8 ran at the same time: the last to start started before the first to end ended.
+	if !latestStart.Before(earliestEnd) {
+		t.Errorf("the jobs did not all run at once: the last started %s after the first ended", latestStart.Sub(earliestEnd))
+	}
+	if perRunner[ids[0]] != 4 || perRunner[ids[1]] != 4 {
+		t.Errorf("jobs per runner: %v, want 4 on each", perRunner)
+	}
+	t.Logf("8 jobs of 2 s on 2 runners of 4 slots: all 8 ran together for %s", earliestEnd.Sub(latestStart).Round(time.Millisecond))
 }
 
 // runningPrograms counts the running containers of runner id with a process whose command
