@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,12 +194,14 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 		}
 		return n
 	}
+	var started atomic.Int64 // requests sent so far
 	loadCtx, stopLoad := context.WithCancel(context.Background())
 	var load sync.WaitGroup
 	client := &http.Client{Timeout: 3 * time.Minute}
 	for c := range clients {
 		load.Go(func() {
 			for n := 0; loadCtx.Err() == nil; n++ {
+				started.Add(1)
 				rec := loadRecord{user: c, edge: (c + n) % 2, start: time.Now()}
 				body := fmt.Sprintf(`{"language":"python","code":"import time\ntime.sleep(0.2)\nprint(%d)"}`, n)
 				rec.status, rec.code, rec.jobID, rec.runStatus, rec.err = postExecute(client, edges[rec.edge], users[c].APIKey, body)
@@ -244,6 +247,12 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 		progress("jobs succeed with "+part+" back", 6, true)
 		f.to = time.Now()
 		faults = append(faults, f)
+		// The next fault starts once every request sent during this one is answered, so
+		// that each request is counted against one fault.
+		sent := int(started.Load())
+		waitfor.Eventually(t, 3*time.Minute, "the requests sent while "+part+" was down are answered", func() (bool, error) {
+			return count(false) >= sent, nil
+		})
 	}
 
 	// A runner: its jobs move to the other runner of the region once their ack wait ends.
