@@ -84,7 +84,15 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 			return nil, fmt.Errorf("CODEEXEC_SANDBOX_UIDS: %w", err)
 		}
 	}
+	infoCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	runtime, err := sandbox.ChooseRuntime(infoCtx, docker, cfg.Runtime, log)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	log.Info("containers run with the OCI runtime", "runtime", runtime)
 	sb := sandbox.New(docker, sandbox.Options{
+		Runtime:          runtime,
 		UIDs:             uids,
 		RunnerID:         id,
 		Log:              log,

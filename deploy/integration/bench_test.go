@@ -19,38 +19,23 @@ import (
 
 const helloPython = `print("hello world")`
 
-// BenchmarkExecute compares CodeExec's end-to-end latency and throughput for a python hello
-// world (HTTP → edge → NATS → runner with its warm pool → container → result) with a plain
-// `docker run --rm` of the same image doing the same, measured in the same run, under three
-// loads: lone requests (one client pausing between requests: the latency of one execution),
-// one client back to back, and eight clients back to back (the throughput). Run it with
-// `make bench`; read the p50/p90 and jobs/s metrics side by side.
+// BenchmarkExecute compares CodeExec's end-to-end latency, throughput and host CPU per job
+// for a python hello world (HTTP → edge → NATS → runner with its warm pool → container →
+// result) with a plain `docker run --rm` of the same image doing the same, measured in the
+// same run, under three loads: lone requests (one client pausing between requests: the
+// latency of one execution), one client back to back, and eight clients back to back (the
+// throughput). CodeExec runs once per OCI runtime the Docker daemon has (runc, crun, and
+// runsc where registered: sub-benchmarks api/runtime=…). Run it with `make bench`; read the
+// p50/p90, jobs/s and cpu-ms/job metrics side by side (cpu-ms/job is the whole host's
+// busy time per job; dockerd-, containerd- and codeexec-ms/job are those processes' part;
+// rest-ms/job is what short-lived processes used: shims, the runtime, the program).
 func BenchmarkExecute(b *testing.B) {
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer docker.Close()
-	mesh := startMesh(b, b.TempDir(), func(c *config.Config) {
-		c.FreeCreditMicros = 1_000_000_000
-		c.RatePerSec, c.RateBurst, c.MaxConcurrent = 1_000_000, 1_000_000, 64 // measure the mesh, not the limits
-		c.Languages = []string{"python"}
-		c.RunnerSlots = 8
-		c.PoolSize = 8
-	})
-	user := registerUser(b, mesh.URL)
-	viaAPI := func(b *testing.B) {
-		status, a := execute(b, mesh.URL, user.APIKey, map[string]any{"language": "python", "code": helloPython, "saveMetric": false})
-		if status != 200 || a.Result.Stdout != "hello world\n" {
-			b.Fatalf("execute: got %d %+v", status, a)
-		}
-	}
-	viaDockerRun := func(b *testing.B) {
-		if out := dockerRunRm(b, docker, "codeexec/python:latest", "python3", "-c", helloPython); out != "hello world\n" {
-			b.Fatalf("docker run: got %q", out)
-		}
-	}
-	for _, load := range []struct {
+	loads := []struct {
 		name    string
 		clients int
 		pause   time.Duration
@@ -58,15 +43,52 @@ func BenchmarkExecute(b *testing.B) {
 		{"lone", 1, loneRequestPause},
 		{"back-to-back", 1, 0},
 		{"back-to-back", 8, 0},
-	} {
-		for _, tc := range []struct {
-			name string
-			run  func(*testing.B)
-		}{{"api", viaAPI}, {"docker-run-rm", viaDockerRun}} {
-			name := tc.name + "/" + load.name + "/clients=" + strconv.Itoa(load.clients)
-			b.Run(name, func(b *testing.B) { measure(b, load.clients, load.pause, tc.run) })
+	}
+	for _, rt := range benchRuntimes(b, docker) {
+		mesh := startMesh(b, b.TempDir(), func(c *config.Config) {
+			c.FreeCreditMicros = 1_000_000_000
+			c.RatePerSec, c.RateBurst, c.MaxConcurrent = 1_000_000, 1_000_000, 64 // measure the mesh, not the limits
+			c.Languages = []string{"python"}
+			c.RunnerSlots = 8
+			c.PoolSize = 8
+			c.Runtime = rt
+		})
+		user := registerUser(b, mesh.URL)
+		viaAPI := func(b *testing.B) {
+			status, a := execute(b, mesh.URL, user.APIKey, map[string]any{"language": "python", "code": helloPython, "saveMetric": false})
+			if status != 200 || a.Result.Stdout != "hello world\n" {
+				b.Fatalf("execute: got %d %+v", status, a)
+			}
+		}
+		for _, load := range loads {
+			name := "api/runtime=" + rt + "/" + load.name + "/clients=" + strconv.Itoa(load.clients)
+			b.Run(name, func(b *testing.B) { measure(b, load.clients, load.pause, viaAPI) })
 		}
 	}
+	viaDockerRun := func(b *testing.B) {
+		if out := dockerRunRm(b, docker, "codeexec/python:latest", "python3", "-c", helloPython); out != "hello world\n" {
+			b.Fatalf("docker run: got %q", out)
+		}
+	}
+	for _, load := range loads {
+		name := "docker-run-rm/" + load.name + "/clients=" + strconv.Itoa(load.clients)
+		b.Run(name, func(b *testing.B) { measure(b, load.clients, load.pause, viaDockerRun) })
+	}
+}
+
+// benchRuntimes are the OCI runtimes the daemon has of runc, crun and runsc, in that order.
+func benchRuntimes(b *testing.B, docker *client.Client) []string {
+	info, err := docker.Info(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []string
+	for _, rt := range []string{"runc", "crun", "runsc"} {
+		if _, ok := info.Runtimes[rt]; ok {
+			out = append(out, rt)
+		}
+	}
+	return out
 }
 
 // loneRequestPause is the pause between the requests of the "lone" runs: long enough that
@@ -89,6 +111,7 @@ func measure(b *testing.B, clients int, pause time.Duration, fn func(*testing.B)
 		next <- struct{}{}
 	}
 	close(next)
+	cpuBefore, cpuErr := readHostCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range clients {
@@ -109,6 +132,17 @@ func measure(b *testing.B, clients int, pause time.Duration, fn func(*testing.B)
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	if cpuErr == nil {
+		if after, err := readHostCPU(); err == nil {
+			c := after.perJob(cpuBefore, b.N)
+			b.ReportMetric(c.total, "cpu-ms/job")
+			for _, p := range cpuParts {
+				b.ReportMetric(c.parts[p], p+"-ms/job")
+			}
+			b.ReportMetric(c.rest, "rest-ms/job")
+			b.Logf("CPU by process over %d jobs: %s", b.N, after.topGrowth(cpuBefore, 8))
+		}
+	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	pct := func(p float64) float64 {
 		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000

@@ -47,7 +47,10 @@ type Config struct {
 	JobAckWait time.Duration // CODEEXEC_JOB_ACK_WAIT: how long a job held by a silent runner waits before redelivery (provisioning)
 	// SandboxUIDs is the range "first-last" of host uids the runner's programs run as, one
 	// per live container; empty: the sandbox's default. No host user may have one of them.
-	SandboxUIDs   string   // CODEEXEC_SANDBOX_UIDS
+	SandboxUIDs string // CODEEXEC_SANDBOX_UIDS
+	// Runtime is the OCI runtime of the runner's containers (CODEEXEC_RUNTIME): crun, runc
+	// or runsc; empty: crun where the Docker daemon has it, else runc.
+	Runtime       string   // CODEEXEC_RUNTIME
 	Languages     []string // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
 	DebugFerretDB bool     // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
 	// FerretDBSyncEachCommit (CODEEXEC_FERRETDB_SYNC_EACH_COMMIT): the embedded FerretDB
@@ -169,6 +172,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	str("CODEEXEC_NATS_LISTEN", &c.NATSListen)
 	str("CODEEXEC_RUNNER_ID", &c.RunnerID)
 	str("CODEEXEC_SANDBOX_UIDS", &c.SandboxUIDs)
+	str("CODEEXEC_RUNTIME", &c.Runtime)
 	num("CODEEXEC_FREE_CREDIT_MICROS", &c.FreeCreditMicros)
 	num("CODEEXEC_PRICE_MICROS", &c.PriceMicros)
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)

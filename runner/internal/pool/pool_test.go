@@ -27,7 +27,8 @@ func startPool(t *testing.T, size int) (p *pool.Pool, sb *sandbox.Sandbox, docke
 	py, _ := catalog.Resolve("python")
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
-	sb = sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler)})
+	sb = sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler),
+		Runtime: testenv.Runtime(t, docker)})
 	p = pool.New(sb, size, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}}, slog.New(slog.DiscardHandler), nil)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -100,6 +100,9 @@ type Options struct {
 	// UIDs is the range of uids the programs run as, one per live container; default
 	// DefaultUIDs. No user of the Docker host may have one of them.
 	UIDs UIDRange
+	// Runtime is the OCI runtime of the containers (see ChooseRuntime); empty: the
+	// daemon's default.
+	Runtime string
 }
 
 // Sandbox creates containers and runs jobs in them.
@@ -115,6 +118,7 @@ type Sandbox struct {
 	// cgroupRoot is where the Docker host's cgroups are read from; empty: ask Docker.
 	cgroupRoot string
 	uids       UIDRange
+	runtime    string
 }
 
 // New returns a Sandbox. Call Watch before running jobs, so that OOM kills are seen.
@@ -136,6 +140,7 @@ func New(docker *client.Client, o Options) *Sandbox {
 		uids = DefaultUIDs
 	}
 	return &Sandbox{
+		runtime:    o.Runtime,
 		uids:       uids,
 		cgroupRoot: root,
 		docker:     docker,
@@ -148,6 +153,9 @@ func New(docker *client.Client, o Options) *Sandbox {
 		onStart:    o.OnContainerStart,
 	}
 }
+
+// Runtime is the OCI runtime the containers are created with; empty: the daemon's default.
+func (s *Sandbox) Runtime() string { return s.runtime }
 
 // Watch follows Docker's oom events for this runner's containers until ctx ends.
 func (s *Sandbox) Watch(ctx context.Context) { s.oom.run(ctx, s.docker, s.runnerID, s.log) }
@@ -198,6 +206,7 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		SecurityOpt:    []string{"no-new-privileges"},
 		Init:           &init,
 		IpcMode:        "private",
+		Runtime:        s.runtime,
 		LogConfig:      container.LogConfig{Type: "none"},
 		Resources:      resources(lim),
 	}

@@ -37,7 +37,7 @@ func newHarness(t testing.TB, langs ...string) *harness {
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sb := sandbox.New(docker, sandbox.Options{RunnerID: "test-" + hex.EncodeToString(id), Log: log})
+	sb := sandbox.New(docker, sandbox.Options{RunnerID: "test-" + hex.EncodeToString(id), Log: log, Runtime: testenv.Runtime(t, docker)})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -282,4 +282,33 @@ func TestCancelledCreateLeavesNoContainer(t *testing.T) {
 	if len(ids) != 0 {
 		t.Errorf("%d of %d cancelled creates left a container", len(ids), cancelled)
 	}
+}
+
+// The containers run with the runtime the sandbox chose: crun where the daemon has it (the
+// default), which CI registers, so that this file's tests run under it.
+func TestContainersRunWithTheChosenRuntime(t *testing.T) {
+	h := newHarness(t, "python")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := h.docker.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, hasCrun := info.Runtimes[sandbox.RuntimeCrun]; hasCrun && os.Getenv("CODEEXEC_RUNTIME") == "" && h.sb.Runtime() != sandbox.RuntimeCrun {
+		t.Errorf("runtime %q, want crun: the daemon has it", h.sb.Runtime())
+	}
+	py, _ := h.catalog.Resolve("python")
+	c, err := h.sb.Create(ctx, py, h.catalog.Defaults(py), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.sb.Remove(context.WithoutCancel(ctx), c)
+	ins, err := h.docker.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.HostConfig.Runtime != h.sb.Runtime() {
+		t.Errorf("container runtime %q, want %q", ins.HostConfig.Runtime, h.sb.Runtime())
+	}
+	t.Logf("containers run with %s", ins.HostConfig.Runtime)
 }

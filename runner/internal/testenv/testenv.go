@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/nats-io/nats.go"
 
+	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/rpc"
@@ -34,6 +35,20 @@ func Docker(t testing.TB) *client.Client {
 	}
 	t.Cleanup(func() { _ = docker.Close() })
 	return docker
+}
+
+// Runtime returns the OCI runtime the tests' containers run with, as a runner would choose
+// it (sandbox.ChooseRuntime): CODEEXEC_RUNTIME's when set, else crun where the daemon has
+// it, else runc.
+func Runtime(t testing.TB, docker *client.Client) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rt, err := sandbox.ChooseRuntime(ctx, docker, os.Getenv("CODEEXEC_RUNTIME"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }
 
 // Catalog returns the language table, CODEEXEC_LANGUAGES_FILE's when set.
