@@ -151,9 +151,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	for i, l := range langs {
 		warm[i] = pool.Language{Lang: l, Limits: r.catalog.Defaults(l)}
 	}
-	p := pool.New(r.sb, r.cfg.PoolSize, warm, r.log, func(lang string, n int) {
-		r.metrics.PoolWarm.WithLabelValues(lang).Set(float64(n))
-	})
+	p := pool.New(r.sb, pool.Options{Max: r.cfg.PoolSize, Min: r.cfg.PoolMin, Log: r.log,
+		OnChange: func(lang string, warm, target int) {
+			r.metrics.PoolWarm.WithLabelValues(lang).Set(float64(warm))
+			r.metrics.PoolTarget.WithLabelValues(lang).Set(float64(target))
+		}}, warm)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

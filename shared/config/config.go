@@ -38,7 +38,8 @@ type Config struct {
 
 	WaitTimeout   time.Duration // CODEEXEC_WAIT_TIMEOUT: how long the edge waits before 504
 	RunnerSlots   int           // CODEEXEC_RUNNER_SLOTS: jobs one runner runs at once
-	PoolSize      int           // CODEEXEC_POOL_SIZE: warm containers per language
+	PoolSize      int           // CODEEXEC_POOL_SIZE: the most warm containers per language
+	PoolMin       int           // CODEEXEC_POOL_MIN: the fewest, even for a language nobody uses
 	LanguagesFile string        // CODEEXEC_LANGUAGES_FILE: the runner's language table; empty: built in
 	// RunnerID names a runner in heartbeats, results and the labels of its containers; a
 	// runner restarted with the same id removes what its earlier life left behind. Empty:
@@ -177,6 +178,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	num("CODEEXEC_PRICE_MICROS", &c.PriceMicros)
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)
 	integer("CODEEXEC_POOL_SIZE", &c.PoolSize)
+	integer("CODEEXEC_POOL_MIN", &c.PoolMin)
 	integer("CODEEXEC_RATE_BURST", &c.RateBurst)
 	integer("CODEEXEC_ANON_RATE_BURST", &c.AnonRateBurst)
 	integer("CODEEXEC_MAX_CONCURRENT", &c.MaxConcurrent)
@@ -307,6 +309,9 @@ func (c Config) Validate() error {
 	}
 	if c.PoolSize < 0 {
 		errs = append(errs, errors.New("CODEEXEC_POOL_SIZE must not be negative"))
+	}
+	if c.PoolMin < 0 || c.PoolMin > c.PoolSize {
+		errs = append(errs, errors.New("CODEEXEC_POOL_MIN must be between 0 and CODEEXEC_POOL_SIZE"))
 	}
 	if !(c.RatePerSec > 0) || c.RatePerSec > 1e6 {
 		errs = append(errs, errors.New("CODEEXEC_RATE_PER_SEC must be above 0 (at most 1000000)"))

@@ -12,6 +12,7 @@ type Metrics struct {
 	JobDuration    *prometheus.HistogramVec // job_duration_seconds{language}
 	ContainerStart prometheus.Histogram     // container_start_seconds
 	PoolWarm       *prometheus.GaugeVec     // pool_warm{language}
+	PoolTarget     *prometheus.GaugeVec     // pool_target{language}
 	SlotsFree      prometheus.Gauge         // slots_free
 	RunsPerJob     *prometheus.HistogramVec // runs_per_job{language}
 	ResultRetries  prometheus.Counter       // result_publish_retries_total
@@ -38,6 +39,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "codeexec", Subsystem: "runner", Name: "pool_warm",
 			Help: "Warm (created, started, unused) containers by language.",
 		}, []string{"language"}),
+		PoolTarget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "pool_target",
+			Help: "Warm containers a language's pool aims at: its recent demand, within CODEEXEC_POOL_MIN and CODEEXEC_POOL_SIZE.",
+		}, []string{"language"}),
 		SlotsFree: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "codeexec", Subsystem: "runner", Name: "slots_free",
 			Help: "Job slots not running a job.",
@@ -52,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Attempts to store a result that failed and were tried again (a NATS leader election, a lost connection).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.PoolWarm, m.SlotsFree, m.RunsPerJob, m.ResultRetries} {
+	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.PoolWarm, m.PoolTarget, m.SlotsFree, m.RunsPerJob, m.ResultRetries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,11 @@
 // Package pool keeps warm containers: per language, a few created and started containers
 // that have never served a job, so that a job does not wait for a container to start. A
 // taken container belongs to its job and is removed after it; it never comes back.
+//
+// Each language's pool follows its demand (demand.go): as many warm containers as jobs took
+// in the last DemandWindow, between the operator's minimum and maximum, so that a language
+// nobody uses holds nothing warm and a busy one is never held back by an idle one. Refills
+// run only as far as the host's idle CPU allows, so that they do not slow running jobs.
 package pool
 
 import (
@@ -27,13 +32,26 @@ type Language struct {
 	Limits messages.Limits
 }
 
+// Options tune a Pool.
+type Options struct {
+	// Max is the most warm containers a language keeps (CODEEXEC_POOL_SIZE); Min the fewest,
+	// even when nobody uses it (CODEEXEC_POOL_MIN).
+	Max, Min int
+	// Window is how far back takes count toward a language's demand; default DemandWindow.
+	Window time.Duration
+	Log    *slog.Logger
+	// OnChange, when set, is told the warm count and target of a language when they change.
+	OnChange func(lang string, warm, target int)
+	// Now and Idle replace the clock and the host's idle CPU share (/proc/stat), for tests.
+	Now  func() time.Time
+	Idle func() float64
+}
+
 // Pool is the warm pool of every served language.
 type Pool struct {
 	factory Factory
-	size    int
+	opts    Options
 	log     *slog.Logger
-	// OnChange, when set, is told the warm count of a language whenever it changes.
-	onChange func(lang string, warm int)
 
 	// watchers counts the goroutines watching warm containers; Run waits for them.
 	watchers sync.WaitGroup
@@ -48,17 +66,36 @@ type langPool struct {
 	warm []*sandbox.Container
 	// creating counts the creations in flight.
 	creating int
+	demand   *demand
+	idle     func() float64 // the host's idle CPU share since this language's last look
 	kick     chan struct{}
 }
 
-// New returns a pool keeping size warm containers of each language. Run fills it.
-func New(factory Factory, size int, langs []Language, log *slog.Logger, onChange func(lang string, warm int)) *Pool {
-	p := &Pool{factory: factory, size: size, log: log, onChange: onChange, langs: map[string]*langPool{}}
+// New returns a pool of langs. Run fills it.
+func New(factory Factory, o Options, langs []Language) *Pool {
+	if o.Window <= 0 {
+		o.Window = DemandWindow
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	o.Min = min(max(o.Min, 0), o.Max)
+	p := &Pool{factory: factory, opts: o, log: o.Log, langs: map[string]*langPool{}}
 	for _, l := range langs {
-		p.langs[l.Lang.Name] = &langPool{Language: l, kick: make(chan struct{}, 1)}
+		idle := o.Idle
+		if idle == nil {
+			idle = (&idleMeter{}).idle
+		}
+		p.langs[l.Lang.Name] = &langPool{Language: l, kick: make(chan struct{}, 1), demand: newDemand(o.Window, o.Min, o.Max, o.Now), idle: idle}
 	}
 	return p
 }
+
+// recheck is how often a pool looks again at its target and the host's idle CPU.
+const recheck = time.Second
 
 // Run keeps the pool filled until ctx ends, then removes every warm container.
 func (p *Pool) Run(ctx context.Context) {
@@ -101,24 +138,34 @@ func (p *Pool) Run(ctx context.Context) {
 // pool less.
 const Creators = 2
 
-// fill keeps lp at size warm containers: on every kick it starts creations for what is
-// missing, at most Creators at a time, so the pool never holds more than size.
+// fill keeps lp at its target: on every kick, and every recheck, it removes warm
+// containers over the target (the oldest first) and starts creations for what is missing,
+// as many at a time as the host's idle CPU allows (at most Creators), so the pool never
+// holds more than its target.
 func (p *Pool) fill(ctx context.Context, lp *langPool) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	r := &refill{backoff: time.Second}
+	tick := time.NewTicker(recheck)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-lp.kick:
+		case <-tick.C:
 		}
+		p.shrink(ctx, lp)
+		idle := lp.idle()
 		for {
 			p.mu.Lock()
-			start := ctx.Err() == nil && !p.closed && len(lp.warm)+lp.creating < p.size && lp.creating < Creators
+			target := lp.demand.target()
+			start := ctx.Err() == nil && !p.closed && len(lp.warm)+lp.creating < target &&
+				lp.creating < creators(idle, len(lp.warm) == 0)
 			if start {
 				lp.creating++
 			}
+			p.changed(lp)
 			p.mu.Unlock()
 			if !start {
 				break
@@ -129,6 +176,22 @@ func (p *Pool) fill(ctx context.Context, lp *langPool) {
 				p.create(ctx, lp, r)
 			}()
 		}
+	}
+}
+
+// shrink removes the warm containers of lp over its target, the oldest first.
+func (p *Pool) shrink(ctx context.Context, lp *langPool) {
+	p.mu.Lock()
+	extra := len(lp.warm) - lp.demand.target()
+	var gone []*sandbox.Container
+	if extra > 0 {
+		gone = slices.Clone(lp.warm[:extra])
+		lp.warm = slices.Delete(lp.warm, 0, extra)
+		p.changed(lp)
+	}
+	p.mu.Unlock()
+	for _, c := range gone {
+		p.factory.Remove(context.WithoutCancel(ctx), c)
 	}
 }
 
@@ -204,6 +267,7 @@ func (p *Pool) Take(ctx context.Context, lang string, jobID string) (c *sandbox.
 	if ok {
 		// Oldest first: a container made long ago is no better kept than used. One that
 		// died a moment ago is skipped and left to its watcher.
+		lp.demand.take()
 		if i := slices.IndexFunc(lp.warm, (*sandbox.Container).Alive); i >= 0 {
 			c = lp.warm[i]
 			lp.warm = slices.Delete(lp.warm, i, i+1)
@@ -254,9 +318,19 @@ func (p *Pool) Warm(lang string) int {
 	return 0
 }
 
+// Target returns how many warm containers lang should have now.
+func (p *Pool) Target(lang string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if lp, ok := p.langs[lang]; ok {
+		return lp.demand.target()
+	}
+	return 0
+}
+
 func (p *Pool) changed(lp *langPool) {
-	if p.onChange != nil {
-		p.onChange(lp.Lang.Name, len(lp.warm))
+	if p.opts.OnChange != nil {
+		p.opts.OnChange(lp.Lang.Name, len(lp.warm), lp.demand.target())
 	}
 }
 

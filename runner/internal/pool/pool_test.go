@@ -15,6 +15,7 @@ import (
 	"github.com/codeexec/codeexec/runner/internal/pool"
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/runner/internal/testenv"
+	"github.com/codeexec/codeexec/shared/waitfor"
 )
 
 // startPool runs a pool of size warm python containers on the real Docker; cancel stops it
@@ -29,7 +30,7 @@ func startPool(t *testing.T, size int) (p *pool.Pool, sb *sandbox.Sandbox, docke
 	_, _ = rand.Read(id)
 	sb = sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler),
 		Runtime: testenv.Runtime(t, docker)})
-	p = pool.New(sb, size, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}}, slog.New(slog.DiscardHandler), nil)
+	p = pool.New(sb, pool.Options{Max: size, Log: slog.New(slog.DiscardHandler)}, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}})
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -70,7 +71,6 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 		taken = append(taken, c)
 	}
 	waitWarm(size)
-	time.Sleep(500 * time.Millisecond) // a refill overshooting would show now
 	if got, want := count(), size+len(taken); got != want {
 		t.Errorf("containers: got %d, want %d (warm %d + taken %d)", got, want, size, len(taken))
 	}
@@ -132,4 +132,48 @@ func TestDeadWarmContainerIsReplaced(t *testing.T) {
 	if !warm || !c.Alive() || slices.Contains(victims, c.ID) {
 		t.Errorf("took %s (warm %v, alive %v); killed were %v", c.ID[:12], warm, c.Alive(), victims)
 	}
+}
+
+// A language nobody takes from shrinks to its minimum (none), its warm containers removed;
+// one that jobs take from grows back.
+func TestPoolFollowsDemand(t *testing.T) {
+	docker := testenv.Docker(t)
+	catalog := testenv.Catalog(t)
+	testenv.RequireImage(t, docker, catalog, "python")
+	py, _ := catalog.Resolve("python")
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	sb := sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler),
+		Runtime: testenv.Runtime(t, docker)})
+	const window = 3 * time.Second
+	p := pool.New(sb, pool.Options{Max: 2, Window: window, Idle: func() float64 { return 1 }},
+		[]pool.Language{{Lang: py, Limits: catalog.Defaults(py)}})
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.Run(ctx) })
+	t.Cleanup(func() { stop(); wg.Wait(); _, _ = sb.RemoveOwn(context.Background()) })
+	containers := func() int {
+		ids, err := sb.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ids)
+	}
+
+	waitfor.Eventually(t, 30*time.Second, "2 warm before any demand is known", func() (bool, error) { return p.Warm("python") == 2, nil })
+	waitfor.Eventually(t, 30*time.Second, "nothing warm once nobody used python for a window", func() (bool, error) {
+		return p.Target("python") == 0 && p.Warm("python") == 0 && containers() == 0, nil
+	})
+	c, warm, err := p.Take(context.Background(), "python", "job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warm {
+		t.Error("took a warm container from an empty pool")
+	}
+	sb.Remove(context.Background(), c)
+	p.Refill("python")
+	waitfor.Eventually(t, 30*time.Second, "one warm again after a job", func() (bool, error) {
+		return p.Target("python") == 1 && p.Warm("python") == 1, nil
+	})
 }
