@@ -55,6 +55,9 @@ type Pool struct {
 
 	// watchers counts the goroutines watching warm containers; Run waits for them.
 	watchers sync.WaitGroup
+	// stopped is closed once Run has removed the warm containers: a watcher of a container
+	// that was taken (its job's, ended whenever the job ends) stops watching then.
+	stopped chan struct{}
 
 	mu     sync.Mutex
 	langs  map[string]*langPool
@@ -83,7 +86,7 @@ func New(factory Factory, o Options, langs []Language) *Pool {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	o.Min = min(max(o.Min, 0), o.Max)
-	p := &Pool{factory: factory, opts: o, log: o.Log, langs: map[string]*langPool{}}
+	p := &Pool{factory: factory, opts: o, log: o.Log, langs: map[string]*langPool{}, stopped: make(chan struct{})}
 	for _, l := range langs {
 		idle := o.Idle
 		if idle == nil {
@@ -129,6 +132,7 @@ func (p *Pool) Run(ctx context.Context) {
 		}()
 	}
 	rm.Wait()
+	close(p.stopped)
 	p.watchers.Wait()
 }
 
@@ -241,7 +245,11 @@ func (p *Pool) create(ctx context.Context, lp *langPool, r *refill) {
 // daemon restarted), so that no job is given a dead container, and has it replaced.
 func (p *Pool) watch(lp *langPool, c *sandbox.Container) {
 	defer p.watchers.Done()
-	<-c.Ended()
+	select {
+	case <-c.Ended():
+	case <-p.stopped:
+		return // the pool's own were removed (and their end seen) before stopped
+	}
 	p.mu.Lock()
 	i := slices.Index(lp.warm, c)
 	if i >= 0 {
