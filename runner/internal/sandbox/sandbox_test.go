@@ -312,3 +312,20 @@ func TestContainersRunWithTheChosenRuntime(t *testing.T) {
 	}
 	t.Logf("containers run with %s", ins.HostConfig.Runtime)
 }
+
+// Only runtimes the sandbox passes its tests under are accepted; crun falls back to runc.
+func TestChooseRuntime(t *testing.T) {
+	docker := testenv.Docker(t)
+	ctx := context.Background()
+	if rt, err := sandbox.ChooseRuntime(ctx, docker, sandbox.RuntimeRunc, nil); err != nil || rt != sandbox.RuntimeRunc {
+		t.Errorf("runc: got %q %v", rt, err)
+	}
+	if rt, err := sandbox.ChooseRuntime(ctx, docker, sandbox.RuntimeCrun, nil); err != nil || (rt != sandbox.RuntimeCrun && rt != sandbox.RuntimeRunc) {
+		t.Errorf("crun: got %q %v, want crun, or runc where the daemon lacks it", rt, err)
+	}
+	for _, bad := range []string{sandbox.RuntimeRunsc, "kata"} {
+		if rt, err := sandbox.ChooseRuntime(ctx, docker, bad, nil); err == nil {
+			t.Errorf("%s: got %q, want an error", bad, rt)
+		}
+	}
+}
