@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,48 +101,7 @@ func availableIn(t *testing.T, base, region string) bool {
 // settings of startRunner, in another region).
 func startRunnerIn(t *testing.T, natsURL, id, region string) *runnerProc {
 	t.Helper()
-	cmd := exec.Command(buildRunner(t))
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CODEEXEC_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env,
-		"CODEEXEC_NATS_URL="+natsURL,
-		"CODEEXEC_REGION="+region,
-		"CODEEXEC_RUNNER_ID="+id,
-		"CODEEXEC_LANGUAGES=python",
-		"CODEEXEC_RUNNER_SLOTS=1",
-		"CODEEXEC_POOL_SIZE=1",
-		"CODEEXEC_METRICS_ADDR=127.0.0.1:0",
-		"CODEEXEC_LOG_LEVEL=debug",
-	)
-	p := &runnerProc{id: id, cmd: cmd, logs: &procLog{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start runner %s: %v", id, err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.exited:
-			case <-time.After(30 * time.Second):
-				_ = cmd.Process.Kill()
-				<-p.exited
-			}
-		}
-		if t.Failed() {
-			t.Logf("runner %s (%s) logs:\n%s", id, region, p.logs.String())
-		}
-	})
-	return p
+	return startRunnerWith(t, natsURL, id, "CODEEXEC_REGION="+region)
 }
 
 type regionResult struct {

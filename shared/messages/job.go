@@ -3,6 +3,8 @@
 package messages
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -69,4 +71,13 @@ func (j *Job) EntryPoint() (File, bool) {
 		}
 	}
 	return File{}, false
+}
+
+// NewJobID returns a random job id: 32 hex digits, a subject token.
+func NewJobID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("read random job id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }

@@ -13,8 +13,6 @@ package publisher
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +28,7 @@ import (
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/rpc"
+	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -171,13 +170,7 @@ type JobRequest struct {
 }
 
 // NewJobID returns a random job id (32 hex digits), as the edge makes them.
-func NewJobID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random job id: %w", err)
-	}
-	return hex.EncodeToString(b), nil
-}
+func NewJobID() (string, error) { return messages.NewJobID() }
 
 // maxProjectIDBytes bounds JobRequest.ProjectID, as the edge does.
 const maxProjectIDBytes = 64
@@ -377,18 +370,11 @@ func (p *Publisher) Result(ctx context.Context, jobID string) (messages.Result, 
 	if err != nil {
 		return messages.Result{}, err
 	}
-	msg, err := results.GetLastMsgForSubject(ctx, subjects.Results(jobID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	r, err := streams.StoredResult(ctx, results, jobID)
+	if errors.Is(err, streams.ErrNoResult) {
 		return messages.Result{}, fmt.Errorf("result of %s: %w", jobID, ErrNotFound)
 	}
-	if err != nil {
-		return messages.Result{}, fmt.Errorf("get result of %s: %w", jobID, err)
-	}
-	var r messages.Result
-	if err := json.Unmarshal(msg.Data, &r); err != nil {
-		return messages.Result{}, fmt.Errorf("decode result of %s: %w", jobID, err)
-	}
-	return r, nil
+	return r, err
 }
 
 func (p *Publisher) resultStream(ctx context.Context) (jetstream.Stream, error) {

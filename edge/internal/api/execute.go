@@ -2,8 +2,6 @@ package api
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -206,7 +204,7 @@ func (s *Server) buildJob(req *executeRequest, version int, user string) (*messa
 		}
 		limits = s.catalog.Effective(lang, *req.Limits)
 	}
-	id, err := newJobID()
+	id, err := messages.NewJobID()
 	if err != nil {
 		return nil, err
 	}
@@ -243,14 +241,6 @@ func unknownLanguage(err error) error {
 		return newError(http.StatusBadRequest, "unknown_language", "%s; GET /api/v1/languages lists them", err.Error())
 	}
 	return err
-}
-
-func newJobID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random job id: %w", err)
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // decodeStrict decodes one JSON object, refusing unknown fields and trailing data.

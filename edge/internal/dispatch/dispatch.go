@@ -18,6 +18,7 @@ import (
 
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/natsconn"
+	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -382,18 +383,11 @@ func (d *Dispatcher) Result(ctx context.Context, jobID string) (messages.Result,
 	if !subjects.Token(jobID) {
 		return messages.Result{}, ErrNotFound
 	}
-	msg, err := d.results.GetLastMsgForSubject(ctx, subjects.Results(jobID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	r, err := streams.StoredResult(ctx, d.results, jobID)
+	if errors.Is(err, streams.ErrNoResult) {
 		return messages.Result{}, ErrNotFound
 	}
-	if err != nil {
-		return messages.Result{}, fmt.Errorf("get result of %s: %w", jobID, err)
-	}
-	var r messages.Result
-	if err := json.Unmarshal(msg.Data, &r); err != nil {
-		return messages.Result{}, fmt.Errorf("decode result of %s: %w", jobID, err)
-	}
-	return r, nil
+	return r, err
 }
 
 // Running reports whether a runner has started jobID.
