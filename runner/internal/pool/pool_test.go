@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -53,16 +54,17 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 	}
 	waitWarm := func(n int) {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); p.Warm("python") != n; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("warm: got %d, want %d", p.Warm("python"), n)
-			}
-		}
+		waitfor.Eventually(t, 30*time.Second, fmt.Sprintf("%d warm", n), func() (bool, error) { return p.Warm("python") == n, nil })
 	}
 	waitWarm(size)
 
 	// Taking refills; the taken containers are the caller's, never returned.
 	var taken []*sandbox.Container
+	t.Cleanup(func() { // before the pool stops (cleanups run last first), should the test fail
+		for _, c := range taken {
+			sb.Remove(context.Background(), c)
+		}
+	})
 	for range 5 {
 		c, _, err := p.Take(context.Background(), "python", "job")
 		if err != nil {
@@ -77,6 +79,7 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 	for _, c := range taken {
 		sb.Remove(context.Background(), c)
 	}
+	taken = nil
 
 	cancel()
 	if n := count(); n != 0 {
@@ -89,11 +92,7 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 func TestDeadWarmContainerIsReplaced(t *testing.T) {
 	const size = 2
 	p, sb, docker, _ := startPool(t, size)
-	for deadline := time.Now().Add(30 * time.Second); p.Warm("python") != size; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("warm: got %d, want %d", p.Warm("python"), size)
-		}
-	}
+	waitfor.Eventually(t, 30*time.Second, "the pool warm", func() (bool, error) { return p.Warm("python") == size, nil })
 
 	victims, err := sb.List(context.Background())
 	if err != nil || len(victims) != size {
@@ -106,24 +105,17 @@ func TestDeadWarmContainerIsReplaced(t *testing.T) {
 	}
 	// Whatever the pool holds at any moment, Take only hands out live containers; the
 	// killed ones are removed and replaced.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitfor.Eventually(t, 30*time.Second, "the killed containers removed and replaced", func() (bool, error) {
 		ids, err := sb.List(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			return false, err
 		}
 		replaced := p.Warm("python") == size && len(ids) == size
 		for _, v := range victims {
 			replaced = replaced && !slices.Contains(ids, v)
 		}
-		if replaced {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("killed containers not replaced: warm %d, containers %v, killed %v", p.Warm("python"), ids, victims)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return replaced, nil
+	})
 	c, warm, err := p.Take(context.Background(), "python", "job")
 	if err != nil {
 		t.Fatal(err)
