@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,16 +122,7 @@ func (lc *localCluster) dumpLogs(t *testing.T) {
 // provisioner connects to the cluster as the provisioning user (to read stream info).
 func (lc *localCluster) provisioner(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(lc.addr["NATS_URLS"], nats.UserInfo("provision", lc.addr["PROVISION_PASS"]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return natsOf(t, lc.addr["NATS_URLS"], nats.UserInfo("provision", lc.addr["PROVISION_PASS"]))
 }
 
 // freePortRange returns a base port p such that p+1 … p+n are free on loopback now.
@@ -159,7 +151,8 @@ type loadRecord struct {
 	user, edge int
 	start, end time.Time
 	status     int
-	code       string // error code of a non-200 answer
+	retryAfter time.Duration // what a non-200 answer asked the client to wait
+	code       string        // error code of a non-200 answer
 	jobID      string
 	runStatus  string
 	err        error // no HTTP answer at all
@@ -204,13 +197,16 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 				started.Add(1)
 				rec := loadRecord{user: c, edge: (c + n) % 2, start: time.Now()}
 				body := fmt.Sprintf(`{"language":"python","code":"import time\ntime.sleep(0.2)\nprint(%d)"}`, n)
-				rec.status, rec.code, rec.jobID, rec.runStatus, rec.err = postExecute(client, edges[rec.edge], users[c].APIKey, body)
+				rec.status, rec.code, rec.jobID, rec.runStatus, rec.retryAfter, rec.err = postExecute(client, edges[rec.edge], users[c].APIKey, body)
 				rec.end = time.Now()
 				mu.Lock()
 				records = append(records, rec)
 				mu.Unlock()
-				if rec.status != 200 {
-					time.Sleep(250 * time.Millisecond) // a client's pause before it tries again
+				if rec.status != 200 { // a client waits as the answer asks before it tries again
+					select {
+					case <-time.After(max(rec.retryAfter, 250*time.Millisecond)):
+					case <-loadCtx.Done():
+					}
 				}
 			}
 		})
@@ -386,21 +382,24 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 }
 
 // postExecute sends one execute request; err is set only when no HTTP answer came.
-func postExecute(client *http.Client, base, key, body string) (status int, code, jobID, runStatus string, err error) {
+func postExecute(client *http.Client, base, key, body string) (status int, code, jobID, runStatus string, retryAfter time.Duration, err error) {
 	req, err := http.NewRequest("POST", base+"/api/v1/execute", strings.NewReader(body))
 	if err != nil {
-		return 0, "", "", "", err
+		return 0, "", "", "", 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, "", "", "", err
+		return 0, "", "", "", 0, err
 	}
 	defer resp.Body.Close()
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		retryAfter = time.Duration(secs) * time.Second
+	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, "", "", "", err
+		return resp.StatusCode, "", "", "", retryAfter, err
 	}
 	var a executeAnswer
 	_ = json.Unmarshal(data, &a)
@@ -408,7 +407,7 @@ func postExecute(client *http.Client, base, key, body string) (status int, code,
 	if a.Result.JobID != "" {
 		jobID = a.Result.JobID
 	}
-	return resp.StatusCode, a.Error.Code, jobID, a.Result.RunTimeStatus, nil
+	return resp.StatusCode, a.Error.Code, jobID, a.Result.RunTimeStatus, retryAfter, nil
 }
 
 // waitJobDone waits until GET /api/v1/jobs/:id gives the job's result.

@@ -220,9 +220,9 @@ func announceRunner(t testing.TB, natsURL string, langs ...string) {
 }
 
 // natsOf connects to the mesh's NATS for the rest of the test.
-func natsOf(t testing.TB, url string) jetstream.JetStream {
+func natsOf(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
