@@ -5,7 +5,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -66,27 +65,23 @@ func creators(idle float64, nothingWarm bool) int {
 	}
 }
 
-// idleMeter reads the host's idle CPU share since its previous reading, from /proc/stat.
-// Where that cannot be read, the host counts as idle (the refill is not held back).
-type idleMeter struct {
-	mu                sync.Mutex
-	lastIdle, lastAll int64
-}
+// idleSample is how long the host's idle CPU share is sampled for, at each look: the state
+// now, not since the last look (a job that just ended must not hold its replacement back).
+const idleSample = 50 * time.Millisecond
 
-func (m *idleMeter) idle() float64 {
-	idle, all, ok := readCPUTimes()
+// hostIdle samples the host's idle CPU share over idleSample, from /proc/stat. Where that
+// cannot be read, the host counts as idle (the refill is not held back).
+func hostIdle() float64 {
+	idle0, all0, ok := readCPUTimes()
 	if !ok {
 		return 1
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	first := m.lastAll == 0
-	dIdle, dAll := idle-m.lastIdle, all-m.lastAll
-	m.lastIdle, m.lastAll = idle, all
-	if first || dAll <= 0 {
+	time.Sleep(idleSample)
+	idle1, all1, ok := readCPUTimes()
+	if !ok || all1 <= all0 {
 		return 1
 	}
-	return float64(dIdle) / float64(dAll)
+	return float64(idle1-idle0) / float64(all1-all0)
 }
 
 // readCPUTimes returns the host's idle (idle and iowait) and total CPU ticks.

@@ -70,7 +70,6 @@ type langPool struct {
 	// creating counts the creations in flight.
 	creating int
 	demand   *demand
-	idle     func() float64 // the host's idle CPU share since this language's last look
 	kick     chan struct{}
 }
 
@@ -82,17 +81,16 @@ func New(factory Factory, o Options, langs []Language) *Pool {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Idle == nil {
+		o.Idle = hostIdle
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	o.Min = min(max(o.Min, 0), o.Max)
 	p := &Pool{factory: factory, opts: o, log: o.Log, langs: map[string]*langPool{}, stopped: make(chan struct{})}
 	for _, l := range langs {
-		idle := o.Idle
-		if idle == nil {
-			idle = (&idleMeter{}).idle
-		}
-		p.langs[l.Lang.Name] = &langPool{Language: l, kick: make(chan struct{}, 1), demand: newDemand(o.Window, o.Min, o.Max, o.Now), idle: idle}
+		p.langs[l.Lang.Name] = &langPool{Language: l, kick: make(chan struct{}, 1), demand: newDemand(o.Window, o.Min, o.Max, o.Now)}
 	}
 	return p
 }
@@ -160,7 +158,7 @@ func (p *Pool) fill(ctx context.Context, lp *langPool) {
 		case <-tick.C:
 		}
 		p.shrink(ctx, lp)
-		idle := lp.idle()
+		idle := p.opts.Idle()
 		for {
 			p.mu.Lock()
 			target := lp.demand.target()
