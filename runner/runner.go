@@ -91,8 +91,15 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 		return nil, err
 	}
 	log.Info("containers run with the OCI runtime", "runtime", runtime)
+	cgCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	parent, err := sandbox.PrepareJobsCgroup(cgCtx, docker, sandbox.DefaultCgroupRoot, cfg.JobsCPUWeight, log)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 	sb := sandbox.New(docker, sandbox.Options{
 		Runtime:          runtime,
+		CgroupParent:     parent,
 		UIDs:             uids,
 		RunnerID:         id,
 		Log:              log,

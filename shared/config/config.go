@@ -51,7 +51,11 @@ type Config struct {
 	SandboxUIDs string // CODEEXEC_SANDBOX_UIDS
 	// Runtime is the OCI runtime of the runner's containers (CODEEXEC_RUNTIME): crun, runc
 	// or runsc; empty: crun where the Docker daemon has it, else runc.
-	Runtime       string   // CODEEXEC_RUNTIME
+	Runtime string // CODEEXEC_RUNTIME
+	// JobsCPUWeight (CODEEXEC_JOBS_CPU_WEIGHT) is the CPU weight of the runner's containers
+	// together, in host processes: on a busy host the programs come before the platform's
+	// own work. 0: Docker's default cgroup, which weighs as one process.
+	JobsCPUWeight int
 	Languages     []string // CODEEXEC_LANGUAGES: languages this runner serves; empty: all
 	DebugFerretDB bool     // CODEEXEC_FERRETDB_LOGS: show the embedded FerretDB's logs
 	// FerretDBSyncEachCommit (CODEEXEC_FERRETDB_SYNC_EACH_COMMIT): the embedded FerretDB
@@ -116,6 +120,7 @@ func Defaults() Config {
 		ResultsStreamBytes:     streams.DefaultResultsBytes,
 		DeadLettersStreamBytes: streams.DefaultDeadLettersBytes,
 		PoolSize:               2,
+		JobsCPUWeight:          4,
 		Services:               AllServices,
 		RatePerSec:             10,
 		RateBurst:              20,
@@ -179,6 +184,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)
 	integer("CODEEXEC_POOL_SIZE", &c.PoolSize)
 	integer("CODEEXEC_POOL_MIN", &c.PoolMin)
+	integer("CODEEXEC_JOBS_CPU_WEIGHT", &c.JobsCPUWeight)
 	integer("CODEEXEC_RATE_BURST", &c.RateBurst)
 	integer("CODEEXEC_ANON_RATE_BURST", &c.AnonRateBurst)
 	integer("CODEEXEC_MAX_CONCURRENT", &c.MaxConcurrent)
@@ -309,6 +315,9 @@ func (c Config) Validate() error {
 	}
 	if c.PoolSize < 0 {
 		errs = append(errs, errors.New("CODEEXEC_POOL_SIZE must not be negative"))
+	}
+	if c.JobsCPUWeight < 0 || c.JobsCPUWeight > 100 {
+		errs = append(errs, errors.New("CODEEXEC_JOBS_CPU_WEIGHT must be between 0 (off) and 100"))
 	}
 	if c.PoolMin < 0 || c.PoolMin > c.PoolSize {
 		errs = append(errs, errors.New("CODEEXEC_POOL_MIN must be between 0 and CODEEXEC_POOL_SIZE"))

@@ -122,12 +122,12 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 	// where the cgroup lets us restart it (else the peak is the container's since its
 	// start). Without the cgroup files at hand, Docker's slow stats are asked only when a
 	// compile makes the difference worth it.
-	if u, err := cgroupUsage(s.cgroupRoot, c.ID); err == nil {
+	if u, err := cgroupUsage(s.cgroupRoot, s.cgroupLeaves(c.ID)); err == nil {
 		before = u
 	} else if len(job.Language.Compile) > 0 {
 		before, _ = s.usage(ctx, c.ID)
 	}
-	resetPeak(s.cgroupRoot, c.ID)
+	resetPeak(s.cgroupRoot, s.cgroupLeaves(c.ID))
 
 	spec := execSpec{
 		op: "run", cmd: expand(job.Language.Run, entry, job.Args), unpack: unpack, stdin: strings.NewReader(job.Stdin),

@@ -103,6 +103,9 @@ type Options struct {
 	// Runtime is the OCI runtime of the containers (see ChooseRuntime); empty: the
 	// daemon's default.
 	Runtime string
+	// CgroupParent is the parent cgroup of the containers (PrepareJobsCgroup); empty:
+	// the daemon's default.
+	CgroupParent string
 }
 
 // Sandbox creates containers and runs jobs in them.
@@ -116,9 +119,10 @@ type Sandbox struct {
 	oom      *oomWatcher
 	onStart  func(time.Duration)
 	// cgroupRoot is where the Docker host's cgroups are read from; empty: ask Docker.
-	cgroupRoot string
-	uids       UIDRange
-	runtime    string
+	cgroupRoot   string
+	uids         UIDRange
+	runtime      string
+	cgroupParent string
 }
 
 // New returns a Sandbox. Call Watch before running jobs, so that OOM kills are seen.
@@ -131,7 +135,7 @@ func New(docker *client.Client, o Options) *Sandbox {
 	root := o.CgroupRoot
 	switch root {
 	case "":
-		root = "/sys/fs/cgroup"
+		root = DefaultCgroupRoot
 	case "-":
 		root = ""
 	}
@@ -140,17 +144,18 @@ func New(docker *client.Client, o Options) *Sandbox {
 		uids = DefaultUIDs
 	}
 	return &Sandbox{
-		runtime:    o.Runtime,
-		uids:       uids,
-		cgroupRoot: root,
-		docker:     docker,
-		runnerID:   o.RunnerID,
-		host:       host,
-		pid:        os.Getpid(),
-		life:       rand.Text(),
-		log:        log,
-		oom:        newOOMWatcher(),
-		onStart:    o.OnContainerStart,
+		runtime:      o.Runtime,
+		cgroupParent: o.CgroupParent,
+		uids:         uids,
+		cgroupRoot:   root,
+		docker:       docker,
+		runnerID:     o.RunnerID,
+		host:         host,
+		pid:          os.Getpid(),
+		life:         rand.Text(),
+		log:          log,
+		oom:          newOOMWatcher(),
+		onStart:      o.OnContainerStart,
 	}
 }
 
@@ -210,6 +215,7 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		LogConfig:      container.LogConfig{Type: "none"},
 		Resources:      resources(lim),
 	}
+	hc.Resources.CgroupParent = s.cgroupParent
 	hc.Resources.Ulimits = []*container.Ulimit{
 		{Name: "nofile", Soft: nofile, Hard: nofile},
 		{Name: "fsize", Soft: workDirBytes, Hard: workDirBytes},

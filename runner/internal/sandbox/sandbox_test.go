@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,8 +40,14 @@ func newHarness(t testing.TB, langs ...string) *harness {
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sb := sandbox.New(docker, sandbox.Options{RunnerID: "test-" + hex.EncodeToString(id), Log: log, Runtime: testenv.Runtime(t, docker)})
 	ctx, cancel := context.WithCancel(context.Background())
+	// As a runner does by default: its containers in the jobs' cgroup, where the host has it.
+	parent, err := sandbox.PrepareJobsCgroup(ctx, docker, sandbox.DefaultCgroupRoot, testJobsCPUWeight, log)
+	if err != nil {
+		t.Fatalf("jobs' cgroup: %v", err)
+	}
+	sb := sandbox.New(docker, sandbox.Options{RunnerID: "test-" + hex.EncodeToString(id), Log: log,
+		Runtime: testenv.Runtime(t, docker), CgroupParent: parent})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); sb.Watch(ctx) }()
@@ -311,6 +320,54 @@ func TestContainersRunWithTheChosenRuntime(t *testing.T) {
 		t.Errorf("container runtime %q, want %q", ins.HostConfig.Runtime, h.sb.Runtime())
 	}
 	t.Logf("containers run with %s", ins.HostConfig.Runtime)
+}
+
+// testJobsCPUWeight is the runner's default CODEEXEC_JOBS_CPU_WEIGHT.
+const testJobsCPUWeight = 4
+
+// A job's container lives in the jobs' cgroup, whose CPU weight puts the programs before the
+// platform's own work on a busy host; with the weight 0 the daemon's default cgroup is kept.
+func TestContainersRunInTheJobsCgroup(t *testing.T) {
+	h := newHarness(t, "python")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := h.docker.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.CgroupDriver != "cgroupfs" {
+		t.Fatalf("cgroup driver %s: this test (and CI) expects Docker's cgroupfs driver", info.CgroupDriver)
+	}
+	py, _ := h.catalog.Resolve("python")
+	c, err := h.sb.Create(ctx, py, h.catalog.Defaults(py), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.sb.Remove(context.WithoutCancel(ctx), c)
+	ins, err := h.docker.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/" + sandbox.JobsCgroup; ins.HostConfig.CgroupParent != want {
+		t.Errorf("cgroup parent %q, want %q", ins.HostConfig.CgroupParent, want)
+	}
+	procCgroups, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", ins.State.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/" + sandbox.JobsCgroup + "/" + c.ID; !strings.Contains(string(procCgroups), want) {
+		t.Errorf("the launcher's cgroups do not include %s:\n%s", want, procCgroups)
+	}
+	weightFile, want := filepath.Join(sandbox.DefaultCgroupRoot, "cpu", sandbox.JobsCgroup, "cpu.shares"), testJobsCPUWeight*1024
+	if info.CgroupVersion == "2" {
+		weightFile, want = filepath.Join(sandbox.DefaultCgroupRoot, sandbox.JobsCgroup, "cpu.weight"), testJobsCPUWeight*100
+	}
+	if got, err := os.ReadFile(weightFile); err != nil || strings.TrimSpace(string(got)) != strconv.Itoa(want) {
+		t.Errorf("%s: got %q (%v), want %d", weightFile, got, err, want)
+	}
+	if parent, err := sandbox.PrepareJobsCgroup(ctx, h.docker, sandbox.DefaultCgroupRoot, 0, slog.New(slog.DiscardHandler)); err != nil || parent != "" {
+		t.Errorf("weight 0: got parent %q (%v), want the daemon's default", parent, err)
+	}
 }
 
 // Only runtimes the sandbox passes its tests under are accepted; crun falls back to runc.

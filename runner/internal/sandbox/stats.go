@@ -27,7 +27,7 @@ type usage struct {
 // tick, 0.5 s on average. ok is false when neither could tell (the container is gone): the
 // figures are then reported as zero, never guessed.
 func (s *Sandbox) usage(ctx context.Context, id string) (u usage, ok bool) {
-	if u, err := cgroupUsage(s.cgroupRoot, id); err == nil {
+	if u, err := cgroupUsage(s.cgroupRoot, s.cgroupLeaves(id)); err == nil {
 		return u, true
 	}
 	return s.dockerUsage(ctx, id)
@@ -57,13 +57,12 @@ func (s *Sandbox) dockerUsage(ctx context.Context, id string) (u usage, ok bool)
 
 var errNoCgroup = errors.New("container cgroup not found")
 
-// cgroupUsage reads the cgroup of container id under root (normally /sys/fs/cgroup), for
-// the cgroupfs and systemd drivers on cgroup v1 and v2.
-func cgroupUsage(root, id string) (usage, error) {
+// cgroupUsage reads a container's cgroup under root (normally /sys/fs/cgroup), the first of
+// its possible leaves (Sandbox.cgroupLeaves) that exists, on cgroup v1 and v2.
+func cgroupUsage(root string, leaves []string) (usage, error) {
 	if root == "" {
 		return usage{}, errNoCgroup
 	}
-	leaves := []string{filepath.Join("docker", id), filepath.Join("system.slice", "docker-"+id+".scope")}
 	for _, leaf := range leaves {
 		// cgroup v1: one hierarchy per controller.
 		mem, err := readInt(filepath.Join(root, "memory", leaf, "memory.max_usage_in_bytes"))
@@ -107,11 +106,11 @@ func readInt(path string) (int64, error) {
 // include the compiler's. Best effort: it needs write access to the host's cgroup files
 // (cgroup v1 max_usage_in_bytes; v2 memory.peak from Linux 6.12). It reports whether the
 // peak was reset.
-func resetPeak(root, id string) bool {
+func resetPeak(root string, leaves []string) bool {
 	if root == "" {
 		return false
 	}
-	for _, leaf := range []string{filepath.Join("docker", id), filepath.Join("system.slice", "docker-"+id+".scope")} {
+	for _, leaf := range leaves {
 		for _, f := range []string{filepath.Join(root, "memory", leaf, "memory.max_usage_in_bytes"), filepath.Join(root, leaf, "memory.peak")} {
 			if err := os.WriteFile(f, []byte("0"), 0); err == nil {
 				return true
