@@ -157,8 +157,10 @@ function showResult(r) {
   if (r.errorMessage) text += ` · ${r.errorMessage}`;
   status.textContent = text;
   status.className = `status ${r.runTimeStatus === 'succeeded' ? 'ok' : 'bad'}`;
-  $('usage').textContent = `${r.wallTimeMs} ms wall · ${r.cpuTimeMs} ms CPU · ${r.memoryUsage} memory`
-    + ` · $${(r.priceMicros / 1e6).toFixed(2)}`;
+  const price = `$${(r.priceMicros / 1e6).toFixed(2)}`;
+  $('usage').textContent = r.runTimeStatus === 'compile_error'
+    ? `did not compile, so it did not run · ${price}`
+    : `${r.wallTimeMs} ms wall · ${r.cpuTimeMs} ms CPU · ${r.memoryUsage} memory · ${price}`;
   $('stdout').textContent = r.stdout + (r.truncated ? '\n[output cut at its limit]' : '');
   let stderr = r.stderr;
   if (r.compileOutput) stderr = r.compileOutput + (stderr ? `\n${stderr}` : '');
