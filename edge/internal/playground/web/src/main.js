@@ -23,6 +23,12 @@ function say(text, kind = 'info') {
 }
 function fail(err) {
   say(describe(err), 'error');
+  if (err instanceof ApiError && err.code === 'invalid_session' && state.me) {
+    // The session ended elsewhere (logout, expiry): show the login form again.
+    state.me = null;
+    setProject(null);
+    renderAccount();
+  }
 }
 
 const workspace = new Workspace({
