@@ -210,3 +210,16 @@ func TestBundleIsBuiltFromTheSources(t *testing.T) {
 		t.Errorf("the playground's sources changed since its bundle was built (digest %s, bundle built from %s): run `make playground` and commit dist/", got, want)
 	}
 }
+
+// TestThePageCarriesTheTestIDs keeps the data-testid hooks that browser tests and users'
+// own scripts rely on.
+func TestThePageCarriesTheTestIDs(t *testing.T) {
+	_, page := get(t, newApp(t), "/", nil)
+	for _, id := range []string{"email", "username", "password", "register", "login", "logout",
+		"language", "editor", "stdin", "args", "run", "stdout", "stderr", "status", "usage", "wallet",
+		"save", "project-name", "projects", "share", "share-link", "fork", "notice"} {
+		if n := bytes.Count(page, []byte(`data-testid="`+id+`"`)); n != 1 {
+			t.Errorf("data-testid %q: got %d elements, want 1", id, n)
+		}
+	}
+}
