@@ -279,11 +279,11 @@ $('save-new').addEventListener('click', () => save(true).catch(fail));
 
 $('share').addEventListener('click', async () => {
   try {
-    if (!state.project) await save(false);
+    await save(false); // what is shared is what the editor shows
     const r = await call('POST', `/api/projects/${encodeURIComponent(state.project.id)}/share`);
     state.project.shareId = r.shareId;
     showShareLink(r.shareId);
-    say('Anyone with the link sees a read-only view and, once logged in, can fork it.');
+    say(`Saved and shared ${state.project.name}: anyone with the link sees a read-only view and, once logged in, can fork it.`);
   } catch (err) {
     fail(err);
   }
