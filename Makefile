@@ -8,14 +8,19 @@ SERVICES := edge runner ledger accounts
 BIN := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 30m
 
-.PHONY: all build run test images bench lint clean
+.PHONY: all build playground run test images bench lint clean
 
 all: build
 
-build:
+build: playground
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/codeexec ./deploy/cmd/codeexec
 	@for s in $(SERVICES); do echo "$(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s"; $(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s || exit 1; done
+
+# The web playground's bundle is committed; this rebuilds it (npm ci, esbuild) only when its
+# sources changed, so a checkout with no node still builds.
+playground:
+	edge/internal/playground/web/build.sh
 
 images:
 	docker-images/build.sh

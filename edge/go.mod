@@ -2,6 +2,9 @@ module github.com/codeexec/codeexec/edge
 
 go 1.26.0
 
+// The playground's npm packages (see internal/playground/web) are no Go code.
+ignore ./internal/playground/web/node_modules
+
 replace github.com/codeexec/codeexec/shared => ../shared
 
 replace github.com/codeexec/codeexec/shared/embedded => ../shared/embedded

@@ -4,7 +4,10 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 
 	"github.com/codeexec/codeexec/edge/internal/authcache"
 	"github.com/codeexec/codeexec/edge/internal/limits"
+	"github.com/codeexec/codeexec/edge/internal/playground"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/metrics"
@@ -153,6 +157,12 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 	auth.Post("/projects/:id/share", s.shareProject)
 	auth.Delete("/projects/:id/share", s.unshareProject)
 	auth.Post("/shared/:shareId/fork", s.forkShared)
+
+	site, err := playground.New()
+	if err != nil {
+		return nil, fmt.Errorf("playground: %w", err)
+	}
+	site.Register(app)
 	return app, nil
 }
 
@@ -166,7 +176,8 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		status = statusOf(err)
 	}
 	route := c.Route().Path
-	if route == "" || route == "/" {
+	var fe *fiber.Error
+	if route == "" || route == "/" && errors.As(err, &fe) && fe.Code == http.StatusNotFound { // no route matched
 		route = "unmatched"
 	}
 	s.m.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
