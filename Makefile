@@ -8,7 +8,7 @@ SERVICES := edge runner ledger accounts
 BIN := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 30m
 
-.PHONY: all build run test images bench lint clean
+.PHONY: all prepare build run test images bench lint clean
 
 all: build
 
@@ -17,13 +17,18 @@ build:
 	$(GO) build -o $(BIN)/codeexec ./deploy/cmd/codeexec
 	@for s in $(SERVICES); do echo "$(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s"; $(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s || exit 1; done
 
-images:
+# prepare: packages and a running Docker engine (deploy/prepare-host); near instant when
+# the machine is ready, and says what to run where it cannot do it itself.
+prepare:
+	deploy/prepare-host
+
+images: prepare
 	docker-images/build.sh
 
-run: build images
+run: prepare build images
 	./$(BIN)/codeexec
 
-test: images
+test: prepare images
 	$(GO) test $(GOFLAGS_TEST) $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
 bench: images
