@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-MODULES := shared shared/embedded accounts ledger runner edge deploy
+MODULES := shared shared/embedded accounts ledger runner edge client deploy
 SERVICES := edge runner ledger accounts
 BIN := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 30m
