@@ -65,7 +65,7 @@ func schemaTypes() map[string]func() any {
 		"KeyCreated": func() any { return new(client.KeyCreated) }, "KeyList": func() any { return new(client.KeyList) },
 		"ExecuteV1Request": func() any { return new(client.ExecuteV1Request) }, "ExecuteV2Request": func() any { return new(client.ExecuteV2Request) },
 		"ProjectExecuteRequest": func() any { return new(client.ProjectExecuteRequest) },
-		"ExecuteResult": func() any { return new(client.Execution) }, "ExecuteAccepted": func() any { return new(client.Execution) },
+		"ExecuteResult":         func() any { return new(client.Execution) }, "ExecuteAccepted": func() any { return new(client.Execution) },
 		"Job": func() any { return new(client.Job) }, "Wallet": func() any { return new(client.Wallet) },
 		"Usage": func() any { return new(client.Usage) }, "CreditRequest": func() any { return new(client.CreditRequest) },
 		"CreditReply": func() any { return new(client.CreditReply) }, "ProjectInput": func() any { return new(client.ProjectInput) },
