@@ -16,6 +16,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/codeexec ./deploy/cmd/codeexec
 	@for s in $(SERVICES); do echo "$(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s"; $(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s || exit 1; done
+	$(GO) build -o $(BIN)/ce ./client/cmd/ce
 
 # prepare: packages and a running Docker engine (deploy/prepare-host); near instant when
 # the machine is ready, and says what to run where it cannot do it itself.
