@@ -42,7 +42,7 @@ type Env struct {
 
 const usage = `ce: CodeExec's command line
 
-  ce [--url URL] run [-l LANG] [--stdin FILE|-] [--json] FILE... [-- ARGS...]
+  ce [--url URL] run [-l LANG] [--stdin FILE|-] [--time 2s] [--memory MiB] [--json] FILE... [-- ARGS...]
   ce [--url URL] languages [--json]
   ce [--url URL] wallet [--json]
   ce [--url URL] jobs [--json] JOBID

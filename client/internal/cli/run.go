@@ -36,6 +36,8 @@ func (cmd command) run(ctx context.Context, args []string) int {
 	lang := fs.String("l", "", "the language (default: from the first file's extension)")
 	stdinFrom := fs.String("stdin", "", "a file to give the program as stdin, or - for ce's own stdin")
 	asJSON := fs.Bool("json", false, "print the answer as JSON instead of the program's output")
+	timeLimit := fs.Duration("time", 0, "the run's time limit, below the language's default (e.g. 2s)")
+	memoryMiB := fs.Int64("memory", 0, "the run's memory limit in MiB, below the language's default")
 	files, programArgs, ok := cmd.flags(fs, args)
 	if !ok {
 		return exitUsage
@@ -51,6 +53,9 @@ func (cmd command) run(ctx context.Context, args []string) int {
 		}
 	}
 	opts := client.RunOptions{Args: programArgs}
+	if *timeLimit > 0 || *memoryMiB > 0 {
+		opts.Limits = &client.Limits{RunTimeMs: timeLimit.Milliseconds(), MemoryBytes: *memoryMiB << 20}
+	}
 	if *stdinFrom != "" {
 		data, err := cmd.readInput(*stdinFrom)
 		if err != nil {
