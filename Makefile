@@ -3,12 +3,12 @@ SHELL := /bin/bash
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-MODULES := shared shared/embedded accounts ledger runner edge deploy
+MODULES := shared shared/embedded accounts ledger runner edge client deploy
 SERVICES := edge runner ledger accounts
 BIN := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 30m
 
-.PHONY: all build playground run test images bench lint clean
+.PHONY: all prepare build playground run test images bench lint clean
 
 all: build
 
@@ -16,19 +16,25 @@ build: playground
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/codeexec ./deploy/cmd/codeexec
 	@for s in $(SERVICES); do echo "$(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s"; $(GO) build -o $(BIN)/$$s ./$$s/cmd/$$s || exit 1; done
+	$(GO) build -o $(BIN)/ce ./client/cmd/ce
 
 # The web playground's bundle is committed; this rebuilds it (npm ci, esbuild) only when its
 # sources changed, so a checkout with no node still builds.
 playground:
 	edge/internal/playground/web/build.sh
 
-images:
+# prepare: packages and a running Docker engine (deploy/prepare-host); near instant when
+# the machine is ready, and says what to run where it cannot do it itself.
+prepare:
+	deploy/prepare-host
+
+images: prepare
 	docker-images/build.sh
 
-run: build images
+run: prepare build images
 	./$(BIN)/codeexec
 
-test: images
+test: prepare images
 	$(GO) test $(GOFLAGS_TEST) $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
 bench: images

@@ -4,6 +4,7 @@ go 1.26.0
 
 replace (
 	github.com/codeexec/codeexec/accounts => ../accounts
+	github.com/codeexec/codeexec/client => ../client
 	github.com/codeexec/codeexec/edge => ../edge
 	github.com/codeexec/codeexec/ledger => ../ledger
 	github.com/codeexec/codeexec/runner => ../runner
@@ -14,12 +15,14 @@ replace (
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/codeexec/codeexec/accounts v0.0.0-00010101000000-000000000000
+	github.com/codeexec/codeexec/client v0.0.0-00010101000000-000000000000
 	github.com/codeexec/codeexec/edge v0.0.0-00010101000000-000000000000
 	github.com/codeexec/codeexec/ledger v0.0.0-00010101000000-000000000000
 	github.com/codeexec/codeexec/runner v0.0.0-00010101000000-000000000000
 	github.com/codeexec/codeexec/shared v0.0.0
 	github.com/codeexec/codeexec/shared/embedded v0.0.0-00010101000000-000000000000
 	github.com/docker/docker v28.5.2+incompatible
+	github.com/getkin/kin-openapi v0.153.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	go.mongodb.org/mongo-driver/v2 v2.10.0
@@ -49,6 +52,7 @@ require (
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/go-openapi/jsonpointer v1.0.0 // indirect
 	github.com/go-sql-driver/mysql v1.9.2 // indirect
 	github.com/gofiber/fiber/v2 v2.52.15 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
@@ -84,6 +88,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/rivo/uniseg v0.2.0 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasthttp v1.51.0 // indirect
 	github.com/valyala/tcplisten v1.0.0 // indirect
@@ -101,6 +106,7 @@ require (
 	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
+	go.yaml.in/yaml/v4 v4.0.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/exp v0.0.0-20250506013437-ce4c2cf36ca6 // indirect
 	golang.org/x/net v0.62.0 // indirect

@@ -3,18 +3,22 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/codeexec/codeexec/edge/internal/apidoc"
 	"github.com/codeexec/codeexec/edge/internal/authcache"
 	"github.com/codeexec/codeexec/edge/internal/limits"
 	"github.com/codeexec/codeexec/edge/internal/playground"
@@ -128,6 +132,7 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 	app.Use(s.observe)
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
+	apidoc.Register(app) // before the /api middleware: the description is there while the edge starts
 
 	app.Use("/api", s.requireBound)
 	pub := app.Group("/api")
@@ -164,6 +169,28 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 	}
 	site.Register(app)
 	return app, nil
+}
+
+// Route is one method and path pattern the API answers, as Fiber writes it (/api/keys/:id).
+type Route struct {
+	Method string
+	Path   string
+}
+
+// Routes lists the routes app answers, sorted, without middleware and without the HEAD
+// routes Fiber adds to every GET.
+func Routes(app *fiber.App) []Route {
+	var out []Route
+	for _, r := range app.GetRoutes(true) {
+		if r.Method == fiber.MethodHead {
+			continue
+		}
+		out = append(out, Route{Method: r.Method, Path: r.Path})
+	}
+	slices.SortFunc(out, func(a, b Route) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Method, b.Method))
+	})
+	return slices.Compact(out)
 }
 
 // observe counts and times every request by its route pattern.
