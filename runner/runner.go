@@ -92,11 +92,12 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 	}
 	log.Info("containers run with the OCI runtime", "runtime", runtime)
 	sb := sandbox.New(docker, sandbox.Options{
-		Runtime:          runtime,
-		UIDs:             uids,
-		RunnerID:         id,
-		Log:              log,
-		OnContainerStart: func(d time.Duration) { m.ContainerStart.Observe(d.Seconds()) },
+		Runtime:           runtime,
+		UIDs:              uids,
+		RunnerID:          id,
+		Log:               log,
+		OnContainerStart:  func(d time.Duration) { m.ContainerStart.Observe(d.Seconds()) },
+		OnContainerRemove: func(d time.Duration) { m.ContainerRemove.Observe(d.Seconds()) },
 	})
 	return &Runner{cfg: cfg, id: id, nc: nc, docker: docker, log: log, catalog: catalog, metrics: m, sb: sb}, nil
 }
@@ -110,6 +111,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if n, err := r.sb.RemoveLeftovers(ctx); err != nil {
 		return fmt.Errorf("remove leftover containers: %w", err)
 	} else if n > 0 {
+		r.metrics.LeftoversRemoved.Add(float64(n))
 		r.log.Info("removed leftover containers", "count", n)
 	}
 	langs, err := r.served(ctx)
@@ -182,9 +184,15 @@ func (r *Runner) sweep(ctx context.Context, own bool) {
 	if n, err := r.sb.RemoveLeftovers(ctx); err != nil {
 		r.log.Warn("remove leftover containers", "err", err)
 	} else if n > 0 {
+		r.metrics.LeftoversRemoved.Add(float64(n))
 		r.log.Info("removed leftover containers", "count", n)
 	}
 	if !own {
+		if ids, err := r.sb.List(ctx); err != nil {
+			r.log.Warn("count the runner's containers", "err", err)
+		} else {
+			r.metrics.Containers.Set(float64(len(ids)))
+		}
 		return
 	}
 	if n, err := r.sb.RemoveOwn(ctx); err != nil {
