@@ -67,7 +67,8 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 			return nil, fmt.Errorf("CODEEXEC_LANGUAGES: %q is not in the language table", name)
 		}
 	}
-	m, err := agent.NewMetrics(reg)
+	// Every runner series carries the runner's region, so that saturation adds up per region.
+	m, err := agent.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"region": cfg.Region}, reg))
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}

@@ -85,12 +85,18 @@ func connz(f func(*server.Connz) float64) func(Reading) (float64, bool) {
 	}
 }
 
+// meta reads the JetStream meta group; a server with JetStream and no cluster is a group
+// of one that leads itself.
 func meta(f func(*server.MetaClusterInfo) float64) func(Reading) (float64, bool) {
 	return func(r Reading) (float64, bool) {
-		if r.Jsz == nil || r.Jsz.Meta == nil {
+		if r.Jsz == nil || r.Jsz.Disabled {
 			return 0, false
 		}
-		return f(r.Jsz.Meta), true
+		m := r.Jsz.Meta
+		if m == nil {
+			m = &server.MetaClusterInfo{Size: 1, Leader: "self"}
+		}
+		return f(m), true
 	}
 }
 
