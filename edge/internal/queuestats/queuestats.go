@@ -94,7 +94,7 @@ func New(js jetstream.JetStream, every time.Duration, log *slog.Logger) *Collect
 		every = DefaultEvery
 	}
 	rl := []string{"region", "language"}
-	return &Collector{
+	c := &Collector{
 		js: js, every: every, log: log, now: time.Now,
 		oldest:  map[string]oldestSeen{},
 		failing: map[string]bool{},
@@ -123,6 +123,10 @@ func New(js jetstream.JetStream, every time.Duration, log *slog.Logger) *Collect
 			Help: "Reads of the queues that failed, by source (jobs, billing, dead_letters).",
 		}, []string{"source"}),
 	}
+	for _, source := range []string{sourceJobs, sourceBilling, sourceDeadLetters} {
+		c.pollErrors.WithLabelValues(source) // exported at 0 before the first failure
+	}
+	return c
 }
 
 // Describe implements prometheus.Collector.
