@@ -18,6 +18,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/codeexec/codeexec/shared/metrics"
 )
 
 // DefaultEvery is how often the servers are read.
@@ -264,18 +266,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Run reads the sources every period until ctx ends.
-func (c *Collector) Run(ctx context.Context) {
-	t := time.NewTicker(c.every)
-	defer t.Stop()
-	for {
-		c.Poll(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (c *Collector) Run(ctx context.Context) { metrics.Poll(ctx, c.every, c.Poll) }
 
 // Poll reads every source once, one after the other.
 func (c *Collector) Poll(ctx context.Context) {

@@ -21,6 +21,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/codeexec/codeexec/shared/metrics"
+
 	"github.com/codeexec/codeexec/shared/subjects"
 )
 
@@ -179,18 +181,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Run reads the queues every period until ctx ends.
-func (c *Collector) Run(ctx context.Context) {
-	t := time.NewTicker(c.every)
-	defer t.Stop()
-	for {
-		c.Poll(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (c *Collector) Run(ctx context.Context) { metrics.Poll(ctx, c.every, c.Poll) }
 
 // Poll reads every queue once and keeps the reading for the scrapes.
 func (c *Collector) Poll(ctx context.Context) {
