@@ -12,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/codeexec/codeexec/deploy/internal/opsfiles"
 	"github.com/codeexec/codeexec/shared/config"
+	"github.com/codeexec/codeexec/shared/messages"
+	"github.com/codeexec/codeexec/shared/subjects"
 	"github.com/codeexec/codeexec/shared/trace"
 	"github.com/codeexec/codeexec/shared/waitfor"
 )
@@ -33,6 +36,11 @@ func TestSeeTheMesh(t *testing.T) {
 		c.RunnerSlots = 1
 		c.PoolSize = 1
 		c.FreeCreditMicros = 20 * testPrice
+		// A region whose jobs no runner takes: the test holds them itself, to see them
+		// in flight, redelivered and dead-lettered.
+		c.Regions = []string{"local", "nowhere"}
+		c.JobAckWait = time.Second
+		c.NATSListen = "127.0.0.1:0"
 	}, logs)
 	user := registerUser(t, mesh.URL)
 
@@ -96,6 +104,65 @@ func TestSeeTheMesh(t *testing.T) {
 		waitfor.Eventually(t, 30*time.Second, "the ledger to charge every result (billing lag 0)", func() (bool, error) {
 			v, ok := scrape(t, mesh.MetricsURL).value("codeexec_queue_results_unbilled", nil)
 			return ok && v == 0, nil
+		})
+	})
+
+	t.Run("a job held without an ack is in flight, redelivered, then dead-lettered", func(t *testing.T) {
+		js := natsOf(t, mesh.NATSURL)
+		ctx := t.Context()
+		before, _ := scrape(t, mesh.MetricsURL).value("codeexec_queue_dead_letters_total", nil)
+		id, err := messages.NewJobID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := json.Marshal(messages.Job{V: messages.Version, JobID: id, UserID: user.UserID, Language: "python",
+			Region: "nowhere", Files: []messages.File{{Filename: "main.py", Code: "print(1)", IsEntryPoint: true}},
+			SaveMetric: true, SubmittedAt: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, subjects.Jobs("nowhere", "python"), job, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+		nowhere := map[string]string{"region": "nowhere", "language": "python"}
+		waitfor.Eventually(t, 10*time.Second, "the job waiting in nowhere", func() (bool, error) {
+			v, _ := scrape(t, mesh.MetricsURL).value("codeexec_queue_jobs_pending", nowhere)
+			return v == 1, nil
+		})
+		cons, err := js.Consumer(ctx, subjects.JobsStream, subjects.JobConsumer("nowhere", "python"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Take every delivery and never ack, as a runner that dies holding the job.
+		deliveries := 0
+		take := func() bool {
+			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+			if err != nil {
+				return false
+			}
+			for range batch.Messages() {
+				deliveries++
+			}
+			return true
+		}
+		for i, what := range []string{"codeexec_queue_jobs_in_flight", "codeexec_queue_jobs_redelivered"} {
+			want := i + 1
+			waitfor.Eventually(t, 15*time.Second, fmt.Sprintf("delivery %d, seen in %s", want, what), func() (bool, error) {
+				if deliveries < want {
+					take()
+					return false, nil
+				}
+				v, _ := scrape(t, mesh.MetricsURL).value(what, nowhere)
+				return v == 1, nil
+			})
+		}
+		waitfor.Eventually(t, 30*time.Second, "the job out of deliveries dead-lettered by the runner", func() (bool, error) {
+			take()
+			m := scrape(t, mesh.MetricsURL)
+			after, _ := m.value("codeexec_queue_dead_letters_total", nil)
+			inFlight, _ := m.value("codeexec_queue_jobs_in_flight", nowhere)
+			pending, _ := m.value("codeexec_queue_jobs_pending", nowhere)
+			return after == before+1 && inFlight == 0 && pending == 0, nil
 		})
 	})
 
