@@ -23,6 +23,7 @@ import (
 	"github.com/codeexec/codeexec/edge/internal/dispatch"
 	"github.com/codeexec/codeexec/edge/internal/limits"
 	"github.com/codeexec/codeexec/edge/internal/presence"
+	"github.com/codeexec/codeexec/edge/internal/queuestats"
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/natsconn"
@@ -71,6 +72,7 @@ type Edge struct {
 	app      *fiber.App
 	dispatch *dispatch.Dispatcher
 	presence *presence.Tracker
+	queues   *queuestats.Collector
 	creds    *authcache.Cache
 	limiter  *limits.Limiter
 	js       jetstream.JetStream
@@ -126,9 +128,15 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer, log *slog.Logger)
 		limiter: limits.New(limits.Config{RatePerSec: cfg.RatePerSec, Burst: cfg.RateBurst, MaxConcurrent: cfg.MaxConcurrent,
 			AnonRatePerSec: cfg.AnonRatePerSec, AnonBurst: cfg.AnonRateBurst,
 			LeaseTTL: cfg.WaitTimeout + limits.DefaultLeaseTTL}, nil),
-		js:  js,
-		nc:  nc,
-		log: log,
+		queues: queuestats.New(js, 0, log),
+		js:     js,
+		nc:     nc,
+		log:    log,
+	}
+	for _, c := range []prometheus.Collector{e.presence, e.queues} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
 	}
 	e.app, err = api.New(api.Config{Region: cfg.Region, RegionNeighbors: cfg.RegionNeighbors, WaitTimeout: cfg.WaitTimeout, AdminToken: cfg.AdminToken,
 		Credentials: e.creds, Limiter: e.limiter, Bound: e.bound.Load}, nc, cfg.Catalog, e.dispatch, e.presence, reg, log)
@@ -181,6 +189,13 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	defer e.creds.Stop()
 	defer e.dispatch.Stop()
+	queuesCtx, stopQueues := context.WithCancel(ctx)
+	queuesDone := make(chan struct{})
+	go func() {
+		defer close(queuesDone)
+		e.queues.Run(queuesCtx)
+	}()
+	defer func() { stopQueues(); <-queuesDone }()
 	errc := make(chan error, 2)
 	go func() { errc <- e.app.Listener(ln) }()
 	e.log.Info("edge listening", "addr", ln.Addr().String())

@@ -67,7 +67,8 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 			return nil, fmt.Errorf("CODEEXEC_LANGUAGES: %q is not in the language table", name)
 		}
 	}
-	m, err := agent.NewMetrics(reg)
+	// Every runner series carries the runner's region, so that saturation adds up per region.
+	m, err := agent.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"region": cfg.Region}, reg))
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
@@ -98,12 +99,13 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 		return nil, err
 	}
 	sb := sandbox.New(docker, sandbox.Options{
-		Runtime:          runtime,
-		CgroupParent:     parent,
-		UIDs:             uids,
-		RunnerID:         id,
-		Log:              log,
-		OnContainerStart: func(d time.Duration) { m.ContainerStart.Observe(d.Seconds()) },
+		Runtime:           runtime,
+		CgroupParent:      parent,
+		UIDs:              uids,
+		RunnerID:          id,
+		Log:               log,
+		OnContainerStart:  func(d time.Duration) { m.ContainerStart.Observe(d.Seconds()) },
+		OnContainerRemove: func(d time.Duration) { m.ContainerRemove.Observe(d.Seconds()) },
 	})
 	return &Runner{cfg: cfg, id: id, nc: nc, docker: docker, log: log, catalog: catalog, metrics: m, sb: sb}, nil
 }
@@ -117,6 +119,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if n, err := r.sb.RemoveLeftovers(ctx); err != nil {
 		return fmt.Errorf("remove leftover containers: %w", err)
 	} else if n > 0 {
+		r.metrics.LeftoversRemoved.Add(float64(n))
 		r.log.Info("removed leftover containers", "count", n)
 	}
 	langs, err := r.served(ctx)
@@ -189,9 +192,15 @@ func (r *Runner) sweep(ctx context.Context, own bool) {
 	if n, err := r.sb.RemoveLeftovers(ctx); err != nil {
 		r.log.Warn("remove leftover containers", "err", err)
 	} else if n > 0 {
+		r.metrics.LeftoversRemoved.Add(float64(n))
 		r.log.Info("removed leftover containers", "count", n)
 	}
 	if !own {
+		if ids, err := r.sb.List(ctx); err != nil {
+			r.log.Warn("count the runner's containers", "err", err)
+		} else {
+			r.metrics.Containers.Set(float64(len(ids)))
+		}
 		return
 	}
 	if n, err := r.sb.RemoveOwn(ctx); err != nil {

@@ -21,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/codeexec/codeexec/accounts"
+	"github.com/codeexec/codeexec/deploy/natsmetrics"
 	"github.com/codeexec/codeexec/edge"
 	"github.com/codeexec/codeexec/ledger"
 	"github.com/codeexec/codeexec/runner"
@@ -68,7 +69,7 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 		return inst, fmt.Errorf("create data dir: %w", err)
 	}
 
-	connect, natsURL, err := inst.startNATS(cfg, log)
+	connect, natsURL, ns, err := inst.startNATS(cfg, log)
 	if err != nil {
 		return inst, err
 	}
@@ -92,6 +93,13 @@ func Start(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Lo
 		}
 	}
 	reg := metrics.NewRegistry()
+	if ns != nil { // the embedded server's own metrics (gnatsd_*, jetstream_*), read in process
+		nm := natsmetrics.New(0, log.With("component", "natsmetrics"), natsmetrics.InProcess(ns.Server))
+		if err := reg.Register(nm); err != nil {
+			return inst, fmt.Errorf("register nats metrics: %w", err)
+		}
+		inst.run(runCtx, "nats metrics", func(ctx context.Context) error { nm.Run(ctx); return nil })
+	}
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
@@ -233,9 +241,9 @@ func waitResponder(ctx context.Context, stopped <-chan struct{}, nc *nats.Conn, 
 	}
 }
 
-// startNATS connects to cfg.NATSURL, or starts the embedded server. It returns a way to
-// open one connection per service.
-func (inst *Instance) startNATS(cfg config.Config, log *slog.Logger) (func(string) (*nats.Conn, error), string, error) {
+// startNATS connects to cfg.NATSURL, or starts the embedded server (returned, nil with
+// cfg.NATSURL). It returns a way to open one connection per service.
+func (inst *Instance) startNATS(cfg config.Config, log *slog.Logger) (func(string) (*nats.Conn, error), string, *embedded.NATS, error) {
 	if cfg.NATSURL != "" {
 		return func(name string) (*nats.Conn, error) {
 			nc, err := natsconn.Connect(cfg.NATSURL, cfg.NATS, name, log)
@@ -243,23 +251,23 @@ func (inst *Instance) startNATS(cfg config.Config, log *slog.Logger) (func(strin
 				inst.cleanup = append(inst.cleanup, nc.Close)
 			}
 			return nc, err
-		}, cfg.NATSURL, nil
+		}, cfg.NATSURL, nil, nil
 	}
 	opts := embedded.NATSOptions{Port: -1}
 	if cfg.NATSListen != "" {
 		host, port, err := net.SplitHostPort(cfg.NATSListen)
 		if err != nil {
-			return nil, "", fmt.Errorf("CODEEXEC_NATS_LISTEN %q: %w", cfg.NATSListen, err)
+			return nil, "", nil, fmt.Errorf("CODEEXEC_NATS_LISTEN %q: %w", cfg.NATSListen, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return nil, "", fmt.Errorf("CODEEXEC_NATS_LISTEN port %q: %w", port, err)
+			return nil, "", nil, fmt.Errorf("CODEEXEC_NATS_LISTEN port %q: %w", port, err)
 		}
 		opts = embedded.NATSOptions{Host: host, Port: p}
 	}
 	ns, err := embedded.StartNATS(cfg.DataDir, opts)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	inst.cleanup = append(inst.cleanup, ns.Shutdown)
 	return func(name string) (*nats.Conn, error) {
@@ -268,7 +276,7 @@ func (inst *Instance) startNATS(cfg config.Config, log *slog.Logger) (func(strin
 			inst.cleanup = append(inst.cleanup, nc.Close)
 		}
 		return nc, err
-	}, ns.ClientURL(), nil
+	}, ns.ClientURL(), ns, nil
 }
 
 func (inst *Instance) startMongo(ctx context.Context, cfg config.Config, log *slog.Logger) (*mongo.Database, error) {

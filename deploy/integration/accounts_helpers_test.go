@@ -28,6 +28,7 @@ type creds struct {
 	key     string
 	xAPIKey bool // send the key as X-API-Key instead of Authorization: Bearer
 	cookie  string
+	headers map[string]string // more request headers
 }
 
 type answer struct {
@@ -97,6 +98,9 @@ func do(t testing.TB, base, method, path string, cr creds, body any) answer {
 	}
 	if cr.cookie != "" {
 		req.AddCookie(&http.Cookie{Name: "codeexec_session", Value: cr.cookie})
+	}
+	for k, v := range cr.headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,13 @@ const (
 
 // startMesh runs an all-in-one on dataDir (kept across restarts) with an edge on a free port.
 func startMesh(t testing.TB, dataDir string, tune func(*config.Config)) *allinone.Instance {
+	t.Helper()
+	return startMeshLogging(t, dataDir, tune, nil)
+}
+
+// startMeshLogging is startMesh with the mesh's log written to logs too (at Info and above),
+// for tests that read what the services log.
+func startMeshLogging(t testing.TB, dataDir string, tune func(*config.Config), logs io.Writer) *allinone.Instance {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.DataDir = dataDir
@@ -57,6 +65,9 @@ func startMesh(t testing.TB, dataDir string, tune func(*config.Config)) *allinon
 		cfg.DebugFerretDB = true
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if logs != nil {
+		log = slog.New(slog.NewMultiHandler(log.Handler(), slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	}
 	inst, err := allinone.Start(context.Background(), cfg, ln, log)
 	if err != nil {
 		t.Fatalf("start all-in-one: %v", err)

@@ -50,6 +50,10 @@ type Job struct {
 	// waiting edge hears of it without fan-out. Optional: the result stream is the record.
 	Notify      string    `json:"notify,omitempty"`
 	SubmittedAt time.Time `json:"submittedAt"`
+	// TraceParent is the W3C traceparent of the request that made the job (see package
+	// trace); the runner logs its trace id with the job id and passes it on to the result.
+	// Optional, and never trusted beyond the logs.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Check reports whether a decoded job can be run at all.

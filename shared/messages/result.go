@@ -1,6 +1,10 @@
 package messages
 
-import "time"
+import (
+	"time"
+
+	"github.com/codeexec/codeexec/shared/trace"
+)
 
 // Status is a result's runTimeStatus.
 type Status string
@@ -55,6 +59,9 @@ type Result struct {
 	Attempt    int       `json:"attempt"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
+	// TraceParent continues the job's traceparent (same trace id, the runner's span), so
+	// that the ledger logs the charge under the request's trace id. Optional.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // NewResult starts a result for job, copying the fields the ledger needs.
@@ -68,6 +75,7 @@ func NewResult(job *Job) Result {
 		Region:      job.Region,
 		PriceMicros: job.PriceMicros,
 		SaveMetric:  job.SaveMetric,
+		TraceParent: trace.Continue(job.TraceParent),
 	}
 	if job.SaveMetric {
 		r.Files = job.Files

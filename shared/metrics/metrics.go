@@ -77,3 +77,18 @@ func ServeListener(ctx context.Context, ln net.Listener, g prometheus.Gatherer, 
 	}
 	return nil
 }
+
+// Poll calls read at once, then every period until ctx ends: the background loop of a
+// collector that keeps what it read, so that a scrape never waits on what it reads.
+func Poll(ctx context.Context, every time.Duration, read func(context.Context)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		read(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -5,6 +5,9 @@
 // stream, key-value bucket and job consumer on the NATS of CODEEXEC_NATS_URL, as the
 // provisioning user, from CODEEXEC_STREAM_REPLICAS, the CODEEXEC_*_STREAM_BYTES sizes,
 // CODEEXEC_REGIONS and the language table. The services only bind what it made.
+//
+// `codeexec nats-exporter` serves the monitoring data of a NATS cluster's servers
+// (CODEEXEC_NATS_MONITOR_URLS) to Prometheus, under prometheus-nats-exporter's names.
 package main
 
 import (
@@ -28,8 +31,10 @@ func main() {
 		switch os.Args[1] {
 		case "provision":
 			run = provision
+		case "nats-exporter":
+			run = natsExporter
 		default:
-			fmt.Fprintf(os.Stderr, "codeexec: unknown command %q (want no argument, or provision)\n", os.Args[1])
+			fmt.Fprintf(os.Stderr, "codeexec: unknown command %q (want no argument, provision or nats-exporter)\n", os.Args[1])
 			os.Exit(2)
 		}
 	}

@@ -62,6 +62,9 @@ func newAuthMetrics(reg prometheus.Registerer) (*authMetrics, error) {
 			return nil, err
 		}
 	}
+	for _, code := range []string{"rate_limited", "too_many_concurrent"} {
+		m.refusals.WithLabelValues(code) // exported at 0 before the first refusal
+	}
 	return m, nil
 }
 

@@ -86,6 +86,8 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 		return fromRPC(err, "ledger")
 	}
 	job.PriceMicros = hold.PriceMicros
+	tp := traceOf(c)
+	job.TraceParent = tp.String()
 
 	wait := req.Wait == nil || *req.Wait
 	accepted := time.Now()
@@ -110,6 +112,7 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 		}
 		return jobTooLarge(err)
 	}
+	s.log.Info("job queued", "job_id", job.JobID, "trace_id", tp.ID(), "language", job.Language, "region", job.Region, "wait", wait)
 	if !wait {
 		return c.Status(http.StatusAccepted).JSON(fiber.Map{"succeeded": true, "jobId": job.JobID, "region": job.Region})
 	}

@@ -129,7 +129,7 @@ func New(cfg Config, nc *nats.Conn, catalog *languages.Catalog, d Dispatcher, p 
 		IdleTimeout:           2 * time.Minute,
 		ErrorHandler:          errorHandler(log),
 	})
-	app.Use(s.observe)
+	app.Use(s.traceRequest, s.observe)
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	apidoc.Register(app) // before the /api middleware: the description is there while the edge starts

@@ -3,6 +3,7 @@ package presence
 import (
 	"io"
 	"log/slog"
+	"maps"
 	"testing"
 	"time"
 
@@ -76,5 +77,27 @@ func TestUnservedCountsFromTheLastRunnersEnd(t *testing.T) {
 	now = now.Add(forget + time.Minute)
 	if got := tr.Unserved("eu", "python"); got != forget {
 		t.Fatalf("after an hour of silence: got %s, want %s", got, forget)
+	}
+}
+
+func TestLiveCountsRunnersPerRegionAndLanguage(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tr := NewTracker(slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r1", Region: "local", Languages: []string{"python", "ruby"}})
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r2", Region: "local", Languages: []string{"python"}})
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r3", Region: "eu", Languages: []string{"python", "bad lang"}, Draining: true})
+	want := map[servedBy]int{{"local", "python"}: 2, {"local", "ruby"}: 1, {"eu", "python"}: 0}
+	if got := tr.live(); !maps.Equal(got, want) {
+		t.Fatalf("live: got %v, want %v", got, want)
+	}
+	now = now.Add(Expiry + time.Second)
+	tr.Observe(messages.Heartbeat{V: 1, RunnerID: "r2", Region: "local", Languages: []string{"python"}})
+	want = map[servedBy]int{{"local", "python"}: 1, {"local", "ruby"}: 0, {"eu", "python"}: 0}
+	if got := tr.live(); !maps.Equal(got, want) {
+		t.Fatalf("live after r1 went silent: got %v, want %v", got, want)
+	}
+	now = now.Add(forget + time.Second)
+	if got := tr.live(); len(got) != 0 {
+		t.Fatalf("live an hour later: got %v, want nothing", got)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
+	"github.com/codeexec/codeexec/shared/trace"
 )
 
 // Consumer settings.
@@ -192,7 +193,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	if res.JobID == "" {
 		res.JobID = jobID
 	}
-	log = log.With("job_id", res.JobID)
+	log = log.With("job_id", res.JobID, "trace_id", trace.IDOf(res.TraceParent))
 	switch {
 	case res.V > messages.Version:
 		log.Warn("result of a newer message version; leaving it for an upgraded ledger", "v", res.V)
@@ -259,12 +260,15 @@ func (c *Consumer) Apply(ctx context.Context, res messages.Result) error {
 			"unpaid_micros", st.UnpaidMicros, "no_wallet", st.NoWallet)
 	}
 	if st.Created {
+		log := c.log.With("job_id", res.JobID, "trace_id", trace.IDOf(res.TraceParent))
 		switch st.Entry.Kind {
 		case wallet.KindCharge:
 			c.m.Charges.WithLabelValues(string(res.Status)).Inc()
 			c.m.Revenue.Add(float64(st.ChargedMicros))
+			log.Info("job charged", "status", res.Status, "charged_micros", st.ChargedMicros)
 		case wallet.KindRelease:
 			c.m.Releases.WithLabelValues(st.Entry.Reason).Inc()
+			log.Info("hold released", "reason", st.Entry.Reason)
 		}
 	}
 	if st.Created || recorded {

@@ -49,5 +49,12 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	if open, cerr := s.Wallet.OpenHolds(ctx); cerr == nil {
 		s.Metrics.HoldsOutstanding.Set(float64(open))
 	}
+	if at, ok, oerr := s.Wallet.OldestHold(ctx); oerr == nil {
+		age := 0.0
+		if ok {
+			age = max(s.Now().Sub(at).Seconds(), 0)
+		}
+		s.Metrics.OldestHoldAge.Set(age)
+	}
 	return n, err
 }

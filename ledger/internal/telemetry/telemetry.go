@@ -22,6 +22,8 @@ type Metrics struct {
 	Reservations *prometheus.CounterVec
 	// HoldsOutstanding is the number of open holds, as of the last sweep.
 	HoldsOutstanding prometheus.Gauge
+	// OldestHoldAge is how old the oldest open hold was at the last sweep (0: none).
+	OldestHoldAge prometheus.Gauge
 	// HoldsExpired counts holds the sweeper released.
 	HoldsExpired prometheus.Counter
 	// Results counts result messages by outcome (applied, duplicate, retry, rejected).
@@ -50,6 +52,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "reservations_total", Help: "Reserve requests, by outcome (ok, existing, refused)."}, []string{"outcome"}),
 		HoldsOutstanding: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "holds_outstanding", Help: "Open holds as of the last sweep."}),
+		OldestHoldAge: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "oldest_hold_age_seconds", Help: "Age of the oldest open hold as of the last sweep (0: none); holds older than the hold TTL are released by the sweeper."}),
 		HoldsExpired: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "holds_expired_total", Help: "Holds released by the sweeper after their TTL."}),
 		Results: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -68,11 +72,23 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	m.Releases = register(reg, m.Releases, &err)
 	m.Reservations = register(reg, m.Reservations, &err)
 	m.HoldsOutstanding = register(reg, m.HoldsOutstanding, &err)
+	m.OldestHoldAge = register(reg, m.OldestHoldAge, &err)
 	m.HoldsExpired = register(reg, m.HoldsExpired, &err)
 	m.Results = register(reg, m.Results, &err)
 	m.Unpaid = register(reg, m.Unpaid, &err)
 	m.AppendConflicts = register(reg, m.AppendConflicts, &err)
 	m.RPCDuration = register(reg, m.RPCDuration, &err)
+	// Exported at 0 before the first event, so that rates and alerts see them from the start.
+	m.Charges.WithLabelValues("succeeded")
+	for _, reason := range []string{"internal_error", "expired"} {
+		m.Releases.WithLabelValues(reason)
+	}
+	for _, outcome := range []string{"ok", "existing", "refused"} {
+		m.Reservations.WithLabelValues(outcome)
+	}
+	for _, outcome := range []string{"applied", "duplicate", "retry", "rejected"} {
+		m.Results.WithLabelValues(outcome)
+	}
 	return m, err
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codeexec/codeexec/ledger/internal/groupcommit"
 	"github.com/codeexec/codeexec/shared/excerpt"
@@ -397,6 +398,19 @@ func (s *Store) OpenHolds(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("count open holds: %w", err)
 	}
 	return n, nil
+}
+
+// OldestHold is when the oldest open hold was taken; ok is false when none is open.
+func (s *Store) OldestHold(ctx context.Context) (at time.Time, ok bool, err error) {
+	var m holdMarker
+	err = s.holds.FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "createdAt", Value: 1}})).Decode(&m)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("find the oldest open hold: %w", err)
+	}
+	return m.CreatedAt, true, nil
 }
 
 // ExpireHolds releases every hold created before cutoff that has no close entry yet.

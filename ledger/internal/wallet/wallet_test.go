@@ -385,6 +385,15 @@ func TestExpireHolds(t *testing.T) {
 	if open, err := s.OpenHolds(ctx); err != nil || open != 1 {
 		t.Fatalf("open holds: got %d (%v), want 1", open, err)
 	}
+	if at, ok, err := s.OldestHold(ctx); err != nil || !ok || !at.Equal(start.Add(10*time.Minute)) {
+		t.Fatalf("oldest hold: got %s %v (%v), want young's, taken at %s", at, ok, err, start.Add(10*time.Minute))
+	}
+	if _, err := s.Close(ctx, "young", "erin", true, 0, wallet.ReasonResult); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok, err := s.OldestHold(ctx); err != nil || ok {
+		t.Fatalf("oldest hold with none open: got %s %v (%v), want none", at, ok, err)
+	}
 }
 
 func TestVerifyFindsTampering(t *testing.T) {

@@ -146,6 +146,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.metrics.SlotsFree.Set(float64(a.cfg.Slots))
+	a.metrics.Slots.Set(float64(a.cfg.Slots))
+	for _, l := range a.langs {
+		a.metrics.SlotsBusy.WithLabelValues(l.Name).Set(0)
+	}
 
 	hbCtx, stopHeartbeats := context.WithCancel(context.WithoutCancel(ctx))
 	var hb sync.WaitGroup
@@ -239,9 +243,12 @@ func (a *Agent) pull(ctx, jobCtx context.Context, lang *languages.Language, cons
 			return
 		}
 		jobs.Add(1)
+		busy := a.metrics.SlotsBusy.WithLabelValues(lang.Name)
+		busy.Inc()
 		go func() {
 			defer jobs.Done()
 			defer a.release()
+			defer busy.Dec()
 			a.handle(jobCtx, lang, msg, results)
 		}()
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/subjects"
+	"github.com/codeexec/codeexec/shared/trace"
 )
 
 // maxDeliveriesAdvisory is the part of the server's io.nats.jetstream.advisory.v1.max_deliver
@@ -118,7 +119,7 @@ func (a *Agent) deadLetter(ctx context.Context, adv maxDeliveriesAdvisory) error
 		rec.JobID = "seq-" + strconv.FormatUint(adv.StreamSeq, 10)
 		rec.Detail = "undecodable job, or one without a valid jobId"
 	}
-	log = log.With("job_id", rec.JobID)
+	log = log.With("job_id", rec.JobID, "trace_id", trace.IDOf(job.TraceParent))
 	if err := a.recordDeadLetter(ctx, rec); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/codeexec/codeexec/shared/natsconn"
 	"github.com/codeexec/codeexec/shared/rpc"
 	"github.com/codeexec/codeexec/shared/subjects"
+	"github.com/codeexec/codeexec/shared/trace"
 )
 
 // jobMargin is what a job may take beyond its compile and run limits (container, unpack,
@@ -104,7 +105,7 @@ func (a *Agent) handle(ctx context.Context, lang *languages.Language, msg jetstr
 		_ = msg.TermWithReason("undecodable job")
 		return
 	}
-	log = log.With("job_id", job.JobID)
+	log = log.With("job_id", job.JobID, "trace_id", trace.IDOf(job.TraceParent))
 	if err := a.check(&job, lang); err != nil {
 		log.Error("invalid job, terminated", "err", logExcerpt(err.Error()))
 		a.metrics.Jobs.WithLabelValues(lang.Name, statusRejected).Inc()
@@ -319,7 +320,7 @@ func (a *Agent) progress(ctx context.Context, msg jetstream.Msg) (stop func()) {
 // retry hands a job that failed on infrastructure back for redelivery, or, on its last
 // delivery, publishes an internal_error result (never charged) and terminates it.
 func (a *Agent) retry(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, job *messages.Job, start time.Time, cause error) {
-	log := a.log.With("job_id", job.JobID, "language", job.Language, "attempt", md.NumDelivered)
+	log := a.log.With("job_id", job.JobID, "trace_id", trace.IDOf(job.TraceParent), "language", job.Language, "attempt", md.NumDelivered)
 	if md.NumDelivered < a.maxDeliver[job.Language] {
 		a.metrics.Jobs.WithLabelValues(job.Language, statusRequeued).Inc()
 		if err := msg.NakWithDelay(a.cfg.NakDelay); err != nil {

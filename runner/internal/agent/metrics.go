@@ -11,11 +11,20 @@ type Metrics struct {
 	Jobs           *prometheus.CounterVec   // jobs_total{language,status}
 	JobDuration    *prometheus.HistogramVec // job_duration_seconds{language}
 	ContainerStart prometheus.Histogram     // container_start_seconds
-	PoolWarm       *prometheus.GaugeVec     // pool_warm{language}
-	PoolTarget     *prometheus.GaugeVec     // pool_target{language}
-	SlotsFree      prometheus.Gauge         // slots_free
-	RunsPerJob     *prometheus.HistogramVec // runs_per_job{language}
-	ResultRetries  prometheus.Counter       // result_publish_retries_total
+	// ContainerRemove is container_remove_seconds.
+	ContainerRemove prometheus.Histogram
+	PoolWarm        *prometheus.GaugeVec // pool_warm{language}
+	PoolTarget      *prometheus.GaugeVec // pool_target{language}
+	SlotsFree       prometheus.Gauge     // slots_free
+	Slots           prometheus.Gauge     // slots
+	SlotsBusy       *prometheus.GaugeVec // slots_busy{language}
+	// Containers is containers{}: this runner's containers on its Docker host at the last
+	// sweep, warm and busy ones included; well above both, they leak.
+	Containers prometheus.Gauge
+	// LeftoversRemoved is leftovers_removed_total: containers of dead runner lives removed.
+	LeftoversRemoved prometheus.Counter
+	RunsPerJob       *prometheus.HistogramVec // runs_per_job{language}
+	ResultRetries    prometheus.Counter       // result_publish_retries_total
 }
 
 // NewMetrics registers the runner's series on reg.
@@ -35,6 +44,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Container create and start.",
 			Buckets: metrics.LatencyBuckets,
 		}),
+		ContainerRemove: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "container_remove_seconds",
+			Help:    "Container force-remove, after a job or of a leftover.",
+			Buckets: metrics.LatencyBuckets,
+		}),
 		PoolWarm: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "codeexec", Subsystem: "runner", Name: "pool_warm",
 			Help: "Warm (created, started, unused) containers by language.",
@@ -47,6 +61,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "codeexec", Subsystem: "runner", Name: "slots_free",
 			Help: "Job slots not running a job.",
 		}),
+		Slots: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "slots",
+			Help: "Job slots: how many jobs the runner runs at once (CODEEXEC_RUNNER_SLOTS).",
+		}),
+		SlotsBusy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "slots_busy",
+			Help: "Job slots running a job, by the job's language.",
+		}, []string{"language"}),
+		Containers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "containers",
+			Help: "This runner's containers on its Docker host at the last sweep (each minute): warm, busy and being removed.",
+		}),
+		LeftoversRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "codeexec", Subsystem: "runner", Name: "leftovers_removed_total",
+			Help: "Containers left behind by dead runner lives (a crash, a kill during a create) that this runner removed.",
+		}),
 		RunsPerJob: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "codeexec", Subsystem: "runner", Name: "runs_per_job",
 			Help:    "Deliveries a job took until its result was stored here: above 1 only after a runner died holding it or the platform failed.",
@@ -57,7 +87,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Attempts to store a result that failed and were tried again (a NATS leader election, a lost connection).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.PoolWarm, m.PoolTarget, m.SlotsFree, m.RunsPerJob, m.ResultRetries} {
+	for _, c := range []prometheus.Collector{m.Jobs, m.JobDuration, m.ContainerStart, m.ContainerRemove, m.PoolWarm, m.PoolTarget,
+		m.SlotsFree, m.Slots, m.SlotsBusy, m.Containers, m.LeftoversRemoved, m.RunsPerJob, m.ResultRetries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

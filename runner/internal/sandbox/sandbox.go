@@ -94,6 +94,8 @@ type Options struct {
 	Log      *slog.Logger
 	// OnContainerStart observes how long create+start took (for metrics); optional.
 	OnContainerStart func(time.Duration)
+	// OnContainerRemove observes how long a force-remove took (for metrics); optional.
+	OnContainerRemove func(time.Duration)
 	// CgroupRoot is the Docker host's cgroup file system as the runner sees it, for fast
 	// usage figures; default /sys/fs/cgroup. "-" turns it off: Docker's stats API only.
 	CgroupRoot string
@@ -118,6 +120,7 @@ type Sandbox struct {
 	log      *slog.Logger
 	oom      *oomWatcher
 	onStart  func(time.Duration)
+	onRemove func(time.Duration)
 	// cgroupRoot is where the Docker host's cgroups are read from; empty: ask Docker.
 	cgroupRoot   string
 	uids         UIDRange
@@ -156,6 +159,7 @@ func New(docker *client.Client, o Options) *Sandbox {
 		log:          log,
 		oom:          newOOMWatcher(),
 		onStart:      o.OnContainerStart,
+		onRemove:     o.OnContainerRemove,
 	}
 }
 
@@ -283,7 +287,11 @@ func (s *Sandbox) Remove(ctx context.Context, c *Container) {
 func (s *Sandbox) removeID(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	start := time.Now()
 	err := s.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if s.onRemove != nil && err == nil {
+		s.onRemove(time.Since(start))
+	}
 	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 		s.log.Warn("remove container", "container_id", short(id), "err", err)
 	}
