@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
@@ -306,20 +307,28 @@ func TestContainersRunWithTheChosenRuntime(t *testing.T) {
 	if _, hasCrun := info.Runtimes[sandbox.RuntimeCrun]; hasCrun && os.Getenv("CODEEXEC_RUNTIME") == "" && h.sb.Runtime() != sandbox.RuntimeCrun {
 		t.Errorf("runtime %q, want crun: the daemon has it", h.sb.Runtime())
 	}
+	c, ins := h.inspectedPythonContainer(t, ctx)
+	if ins.HostConfig.Runtime != h.sb.Runtime() {
+		t.Errorf("container runtime %q, want %q", ins.HostConfig.Runtime, h.sb.Runtime())
+	}
+	t.Logf("containers run with %s (container %s)", ins.HostConfig.Runtime, c.ID[:12])
+}
+
+// inspectedPythonContainer creates a warm python container, removed when the test ends, and
+// returns it with Docker's view of it.
+func (h *harness) inspectedPythonContainer(t *testing.T, ctx context.Context) (*sandbox.Container, container.InspectResponse) {
+	t.Helper()
 	py, _ := h.catalog.Resolve("python")
 	c, err := h.sb.Create(ctx, py, h.catalog.Defaults(py), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.sb.Remove(context.WithoutCancel(ctx), c)
+	t.Cleanup(func() { h.sb.Remove(context.Background(), c) })
 	ins, err := h.docker.ContainerInspect(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ins.HostConfig.Runtime != h.sb.Runtime() {
-		t.Errorf("container runtime %q, want %q", ins.HostConfig.Runtime, h.sb.Runtime())
-	}
-	t.Logf("containers run with %s", ins.HostConfig.Runtime)
+	return c, ins
 }
 
 // testJobsCPUWeight is the runner's default CODEEXEC_JOBS_CPU_WEIGHT.
@@ -338,16 +347,7 @@ func TestContainersRunInTheJobsCgroup(t *testing.T) {
 	if info.CgroupDriver != "cgroupfs" {
 		t.Fatalf("cgroup driver %s: this test (and CI) expects Docker's cgroupfs driver", info.CgroupDriver)
 	}
-	py, _ := h.catalog.Resolve("python")
-	c, err := h.sb.Create(ctx, py, h.catalog.Defaults(py), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.sb.Remove(context.WithoutCancel(ctx), c)
-	ins, err := h.docker.ContainerInspect(ctx, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ins := h.inspectedPythonContainer(t, ctx)
 	if want := "/" + sandbox.JobsCgroup; ins.HostConfig.CgroupParent != want {
 		t.Errorf("cgroup parent %q, want %q", ins.HostConfig.CgroupParent, want)
 	}
