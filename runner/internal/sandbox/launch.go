@@ -221,9 +221,16 @@ func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (exec
 	defer timer.Stop()
 	lines := 0
 	streamEnded := false
+	oom := s.oomStop(c)
 wait:
 	for lines < 2 {
 		select {
+		case <-oom:
+			if s.oom.wait(ctx, c.ID, 0) {
+				res.end = endOOM
+				break wait
+			}
+			oom = nil // forgotten: the container is being removed, which ends the stream
 		case res.report = <-exited:
 			res.exitCode = res.report.code
 			lines++
@@ -256,6 +263,9 @@ wait:
 		} else {
 			res.usage, res.hasUsage = s.usage(ctx, c.ID)
 		}
+		return res, nil
+	case res.end == endOOM:
+		res.usage, res.hasUsage = s.endStopped(ctx, c)
 		return res, nil
 	case res.end == endOutput:
 		res.usage, res.hasUsage = s.usage(ctx, c.ID)

@@ -1,0 +1,106 @@
+package sandbox
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/codeexec/codeexec/shared/messages"
+)
+
+// Under gVisor (runsc) the program runs on gVisor's own kernel, the Sentry, a user-space
+// process of the container; the host kernel sees the Sentry, its file proxy (the gofer) and
+// the stub processes of the ptrace platform, never the program. Four things differ, each
+// measured with Debian 12's runsc (20221219) on this host:
+//
+//   - It has no `update`: a running container's limits cannot change. A job whose limits
+//     differ from a warm container's gets a fresh container made with them
+//     (CanUpdateLimits, pool.Take).
+//   - The host cgroup's pids limit counts the Sentry's threads and the stubs (38 host tasks
+//     for an idle `sleep`, 377 for 63 forked sleepers), so a job's pids limit there stops
+//     the launcher's first pipeline. gVisor's kernel enforces RLIMIT_NPROC per uid, threads
+//     included, and the program's uid is its own: the job's pids limit is the program's
+//     RLIMIT_NPROC, and the host's pids limit only bounds the Sentry (runscHostPids).
+//   - At the memory limit, the host's OOM killer would kill the Sentry (or a stub), which
+//     takes the whole sandbox with it and the cgroup with its evidence. So the container
+//     is made with the host cgroup's OOM killer disabled (cgroup v1): at its limit the
+//     sandbox stops, the kernel notifies Docker (its "oom" event), and the runner reads the
+//     cgroup's peak and CPU time before it ends the container (launch.go, exec.go).
+//   - gVisor mounts no cgroup file system in the container: the launcher reports -1 for
+//     the OOM count, CPU time and memory peak, and the runner reads them on the host
+//     (cgroupUsage): the Sentry's CPU time and memory, which include gVisor's own work for
+//     the program.
+//
+// The oom_score_adj the launcher writes is accepted by gVisor and has no effect there (no
+// OOM killer runs inside gVisor's kernel); the host's OOM killer is disabled for the
+// container instead, as above. The privilege drop (setpriv), no capabilities and
+// no-new-privileges hold under gVisor as under runc: the tests check them.
+
+// CanUpdateLimits reports whether a running container's memory, CPU and pids limits can be
+// changed (Docker's update). Where they cannot (runsc), a job with other limits than a
+// warm container's must run in a container created with its own.
+func (s *Sandbox) CanUpdateLimits() bool { return s.runtime != RuntimeRunsc }
+
+// SameResources reports whether a and b set the same container limits: memory, CPU, pids.
+func SameResources(a, b messages.Limits) bool {
+	return a.MemoryBytes == b.MemoryBytes && a.CPUMillis == b.CPUMillis && a.Pids == b.Pids
+}
+
+// stopsAtOOM reports whether the containers are made with the host's OOM killer disabled:
+// a container at its memory limit stops until the runner ends it.
+func (s *Sandbox) stopsAtOOM() bool { return s.runtime == RuntimeRunsc }
+
+// runscHostPids bounds the host tasks of a gVisor sandbox whose program may have pids
+// tasks: the Sentry's and the gofer's threads (about 40 at rest) and up to about six per
+// program task (a stub thread and the Sentry's thread that runs it, more while they fork),
+// with room to spare, so that the program's RLIMIT_NPROC always strikes first.
+func runscHostPids(pids int64) int64 { return 256 + 8*pids }
+
+// applyRuntime adapts a container's resources and ulimits to the runtime (see above).
+func (s *Sandbox) applyRuntime(hc *container.HostConfig, lim messages.Limits) {
+	if s.runtime != RuntimeRunsc {
+		return
+	}
+	host := runscHostPids(lim.Pids)
+	hc.Resources.PidsLimit = &host
+	disable := true
+	hc.Resources.OomKillDisable = &disable
+	hc.Resources.Ulimits = append(hc.Resources.Ulimits, &container.Ulimit{Name: "nproc", Soft: lim.Pids, Hard: lim.Pids})
+}
+
+// releaseOOM turns the host's OOM killer back on for a container that stopped at its
+// memory limit (stopsAtOOM), so that it ends at once: a kill through the runtime waits
+// for the stopped Sentry (10 s, then dockerd kills it directly). Best effort: it needs
+// the host's cgroup v1 memory hierarchy; it reports whether it wrote.
+func releaseOOM(root string, leaves []string) bool {
+	if root == "" {
+		return false
+	}
+	for _, leaf := range leaves {
+		if err := os.WriteFile(filepath.Join(root, "memory", leaf, "memory.oom_control"), []byte("0"), 0); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// oomStop returns a channel closed when c stops at its memory limit, or nil (never) where
+// the containers do not stop there (stopsAtOOM).
+func (s *Sandbox) oomStop(c *Container) <-chan struct{} {
+	if !s.stopsAtOOM() {
+		return nil
+	}
+	return s.oom.notify(c.ID)
+}
+
+// endStopped ends a container that stopped at its memory limit: it reads the usage its
+// cgroup kept, then lets the host's OOM killer end it, and kills it should that fail.
+func (s *Sandbox) endStopped(ctx context.Context, c *Container) (usage, bool) {
+	u, ok := s.usage(ctx, c.ID)
+	releaseOOM(s.cgroupRoot, s.cgroupLeaves(c.ID))
+	c.streams.close()
+	s.kill(context.WithoutCancel(ctx), c.ID)
+	return u, ok
+}
