@@ -13,7 +13,7 @@ import (
 // Under gVisor (runsc) the program runs on gVisor's own kernel, the Sentry, a user-space
 // process of the container; the host kernel sees the Sentry, its file proxy (the gofer) and
 // the stub processes of the ptrace platform, never the program. Four things differ, each
-// measured with Debian 12's runsc (20221219) on this host:
+// measured with Debian 12's runsc (20221219) on this host (and a fifth: relayOutput):
 //
 //   - It has no `update`: a running container's limits cannot change. A job whose limits
 //     differ from a warm container's gets a fresh container made with them
@@ -43,6 +43,10 @@ import (
 // warm container's must run in a container created with its own.
 func (s *Sandbox) CanUpdateLimits() bool { return s.runtime != RuntimeRunsc }
 
+// relaysOutput reports whether the launcher passes the program's output on through pipes of
+// its own (relayOutput): under runsc, whose host-pipe writes lose data.
+func (s *Sandbox) relaysOutput() bool { return s.runtime == RuntimeRunsc }
+
 // SameResources reports whether a and b set the same container limits: memory, CPU, pids.
 func SameResources(a, b messages.Limits) bool {
 	return a.MemoryBytes == b.MemoryBytes && a.CPUMillis == b.CPUMillis && a.Pids == b.Pids
@@ -67,7 +71,11 @@ func (s *Sandbox) applyRuntime(hc *container.HostConfig, lim messages.Limits) {
 	hc.Resources.PidsLimit = &host
 	disable := true
 	hc.Resources.OomKillDisable = &disable
-	hc.Resources.Ulimits = append(hc.Resources.Ulimits, &container.Ulimit{Name: "nproc", Soft: lim.Pids, Hard: lim.Pids})
+	// gVisor counts against a uid's RLIMIT_NPROC the tasks cloned under it, not the one that
+	// became it by setuid: the program itself (setpriv's exec) is not counted, so its limit
+	// is one less, and the program's tasks are at most lim.Pids as under the pids cgroup.
+	nproc := max(lim.Pids-1, 1)
+	hc.Resources.Ulimits = append(hc.Resources.Ulimits, &container.Ulimit{Name: "nproc", Soft: nproc, Hard: nproc})
 }
 
 // releaseOOM turns the host's OOM killer back on for a container that stopped at its
