@@ -12,31 +12,41 @@ import (
 
 // Under gVisor (runsc) the program runs on gVisor's own kernel, the Sentry, a user-space
 // process of the container; the host kernel sees the Sentry, its file proxy (the gofer) and
-// the stub processes of the ptrace platform, never the program. Four things differ, each
-// measured with Debian 12's runsc (20221219) on this host (and a fifth: relayOutput):
+// the stub processes of the ptrace platform, never the program. Five things differ, each
+// found with Debian 12's runsc (20221219) on this host:
 //
 //   - It has no `update`: a running container's limits cannot change. A job whose limits
 //     differ from a warm container's gets a fresh container made with them
 //     (CanUpdateLimits, pool.Take).
 //   - The host cgroup's pids limit counts the Sentry's threads and the stubs (38 host tasks
-//     for an idle `sleep`, 377 for 63 forked sleepers), so a job's pids limit there stops
-//     the launcher's first pipeline. gVisor's kernel enforces RLIMIT_NPROC per uid, threads
-//     included, and the program's uid is its own: the job's pids limit is the program's
-//     RLIMIT_NPROC, and the host's pids limit only bounds the Sentry (runscHostPids).
-//   - At the memory limit, the host's OOM killer would kill the Sentry (or a stub), which
-//     takes the whole sandbox with it and the cgroup with its evidence. So the container
-//     is made with the host cgroup's OOM killer disabled (cgroup v1): at its limit the
-//     sandbox stops, the kernel notifies Docker (its "oom" event), and the runner reads the
-//     cgroup's peak and CPU time before it ends the container (launch.go, exec.go).
+//     for an idle `sleep`, 377 for 63 forked sleepers), so a job's pids limit there stopped
+//     the launcher's first pipeline (status 2: the shell could not fork). gVisor's kernel
+//     enforces RLIMIT_NPROC per uid, threads included, and the program's uid is its own:
+//     the job's pids limit is the program's RLIMIT_NPROC, and the host's pids limit only
+//     bounds the Sentry (runscHostPids).
+//   - At the memory limit, the host's OOM killer kills the Sentry (or a stub), which takes
+//     the whole sandbox with it and the cgroup with its evidence. So the container is made
+//     with the host cgroup's OOM killer disabled (cgroup v1): at its limit the sandbox
+//     stops, the kernel notifies Docker (its "oom" event), and the runner reads the
+//     cgroup's peak and CPU time before it ends the container (endStopped). Where the
+//     host has cgroup v2 (no such switch), the sandbox dies at its limit: the oom event
+//     still makes it memory_limit_exceeded, without a memory figure.
 //   - gVisor mounts no cgroup file system in the container: the launcher reports -1 for
 //     the OOM count, CPU time and memory peak, and the runner reads them on the host
 //     (cgroupUsage): the Sentry's CPU time and memory, which include gVisor's own work for
 //     the program.
+//   - One large write to the container's stdout (a host pipe) loses what does not fit
+//     the pipe's free room (1 MiB arrives as 64 KiB): the launcher relays the program's
+//     output through pipes of gVisor's own (relayOutput). A compiler's output is not
+//     relayed; compilers write in small pieces.
 //
-// The oom_score_adj the launcher writes is accepted by gVisor and has no effect there (no
-// OOM killer runs inside gVisor's kernel); the host's OOM killer is disabled for the
-// container instead, as above. The privilege drop (setpriv), no capabilities and
-// no-new-privileges hold under gVisor as under runc: the tests check them.
+// What holds as under runc, and the tests check: the program runs under its own uid
+// (setpriv), with no capability and no-new-privileges, and cannot read, write or signal
+// the launcher. The oom_score_adj the launcher writes is accepted by gVisor and has no
+// effect there (no OOM killer runs inside gVisor's kernel): the host's OOM killer is
+// disabled for the container instead, as above. gVisor's procfs lets any uid read
+// /proc/<pid>/environ and the names of another's fds (not the files): the launcher's
+// environment is the one the program inherits.
 
 // CanUpdateLimits reports whether a running container's memory, CPU and pids limits can be
 // changed (Docker's update). Where they cannot (runsc), a job with other limits than a
