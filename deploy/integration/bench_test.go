@@ -28,7 +28,7 @@ const helloPython = `print("hello world")`
 // runsc (sub-benchmarks api/runtime=…). Run it with `make bench`; read the
 // p50/p90, jobs/s and cpu-ms/job metrics side by side (cpu-ms/job is the whole host's
 // busy time per job; dockerd-, containerd- and codeexec-ms/job are those processes' part;
-// shim-, runtime-, launcher- and program-ms/job those of the short-lived processes, from
+// shim-, runtime-, launcher-, program- and gvisor-ms/job those of the short-lived processes, from
 // the kernel's process accounting; rest-ms/job is what is left: the kernel's own work,
 // other processes of the host).
 func BenchmarkExecute(b *testing.B) {
