@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -291,5 +292,35 @@ func TestReadyGatesTheProgram(t *testing.T) {
 				t.Errorf("wall time %s counts the wait for Ready", out.WallTime)
 			}
 		})
+	}
+}
+
+// The program runs under another uid than the launcher's, with no capability (effective,
+// permitted or inheritable) and no way to gain one (no-new-privileges), under every runtime.
+// gVisor's /proc/<pid>/status has no NoNewPrivs line: the flag is asked of prctl.
+func TestProgramHasNoPrivileges(t *testing.T) {
+	h := newHarness(t, "python")
+	code := "import ctypes, os\n" +
+		"libc = ctypes.CDLL(None, use_errno=True)\n" +
+		"caps = {k: v.strip() for k, v in (l.split(':', 1) for l in open('/proc/self/status') if l.startswith('Cap'))}\n" +
+		"launcher = [l.split()[1] for l in open('/proc/1/status') if l.startswith('Uid:')][0]\n" +
+		"print(os.getuid(), os.geteuid(), launcher, libc.prctl(39, 0, 0, 0, 0), caps['CapEff'], caps['CapPrm'], caps['CapInh'])\n"
+	out := h.run(t, "python", code, "", messages.Limits{})
+	wantStatus(t, out, messages.StatusSucceeded)
+	var uid, euid, launcher, noNewPrivs int
+	var eff, prm, inh string
+	if _, err := fmt.Sscan(out.Stdout, &uid, &euid, &launcher, &noNewPrivs, &eff, &prm, &inh); err != nil {
+		t.Fatalf("stdout %q: %v", out.Stdout, err)
+	}
+	if uid == launcher || euid != uid || uid < sandbox.DefaultUIDs.First {
+		t.Errorf("program uid %d (euid %d), launcher %d: want the container's own uid, not the launcher's", uid, euid, launcher)
+	}
+	if noNewPrivs != 1 {
+		t.Errorf("no_new_privs: got %d, want 1", noNewPrivs)
+	}
+	for name, v := range map[string]string{"CapEff": eff, "CapPrm": prm, "CapInh": inh} {
+		if strings.Trim(v, "0") != "" {
+			t.Errorf("%s: got %s, want no capability", name, v)
+		}
 	}
 }
