@@ -30,7 +30,8 @@ import (
 //     stops, the kernel notifies Docker (its "oom" event), and the runner reads the
 //     cgroup's peak and CPU time before it ends the container (endStopped). Where the
 //     host has cgroup v2 (no such switch), the sandbox dies at its limit: the oom event
-//     still makes it memory_limit_exceeded, without a memory figure.
+//     still makes it memory_limit_exceeded, without a memory figure. (Linux 6.18 logs
+//     once that cgroup v1's oom_control is deprecated; it still works.)
 //   - gVisor mounts no cgroup file system in the container: the launcher reports -1 for
 //     the OOM count, CPU time and memory peak, and the runner reads them on the host
 //     (cgroupUsage): the Sentry's CPU time and memory, which include gVisor's own work for
