@@ -207,3 +207,18 @@ print('forked', n, flush=True)
 }
 
 func fmtSscan(s string, n *int) (int, error) { return fmt.Sscanf(strings.TrimSpace(s), "forked %d", n) }
+
+// A compiler that runs out of memory is a compile error that says so: under runsc the
+// sandbox stops at its limit (runsc.go), and the runner must see it rather than wait for
+// the compile time limit (which would say so instead).
+func TestCompilerOutOfMemoryIsACompileError(t *testing.T) {
+	h := newHarness(t, "cpp")
+	code := "#include <bits/stdc++.h>\n#include <regex>\n" +
+		"int main() { std::regex r(\"a+b*\"); std::map<std::string, std::vector<std::set<int>>> m;\n" +
+		"  std::cout << std::regex_match(\"aab\", r) << m.size(); }\n"
+	out := h.run(t, "cpp", code, "", messages.Limits{MemoryBytes: 64 << 20})
+	wantStatus(t, out, messages.StatusCompileError)
+	if out.ErrorMessage != "the compiler ran out of memory" {
+		t.Errorf("error: got %q, want the compiler's OOM said", out.ErrorMessage)
+	}
+}
