@@ -269,9 +269,9 @@ func (p *Pool) watch(lp *langPool, c *sandbox.Container) {
 // Take returns a warm container of lang for a job with the limits lim, or creates one on
 // the spot when none is warm. Where the factory cannot update a container's limits, a job
 // whose lim differs from the warm containers' (memory, CPU, pids) gets a container created
-// with lim, and does not count toward lang's demand (it uses no warm one). The container is the caller's: it must be
-// removed after its job, and Refill called. The refill starts at once only when no warm
-// container of lang is left.
+// with lim, and does not count toward lang's demand (it uses no warm one). The container
+// is the caller's: it must be removed after its job, and Refill called. The refill starts
+// at once only when no warm container of lang is left.
 func (p *Pool) Take(ctx context.Context, lang string, jobID string, lim messages.Limits) (c *sandbox.Container, warm bool, err error) {
 	p.mu.Lock()
 	lp, ok := p.langs[lang]
