@@ -90,20 +90,21 @@ func (s *Sandbox) applyRuntime(hc *container.HostConfig, lim messages.Limits) {
 	hc.Resources.Ulimits = append(hc.Resources.Ulimits, &container.Ulimit{Name: "nproc", Soft: nproc, Hard: nproc})
 }
 
-// releaseOOM turns the host's OOM killer back on for a container that stopped at its
-// memory limit (stopsAtOOM), so that it ends at once: a kill through the runtime waits
-// for the stopped Sentry (10 s, then dockerd kills it directly). Best effort: it needs
-// the host's cgroup v1 memory hierarchy; it reports whether it wrote.
-func releaseOOM(root string, leaves []string) bool {
-	if root == "" {
-		return false
+// releaseOOM turns the host's OOM killer back on for container id before it is killed or
+// removed, where the containers stop at their memory limit (stopsAtOOM): one that stopped
+// there (even after its job, its leftovers' memory) then ends at once, where a kill through
+// the runtime waits for the stopped Sentry (10 s, then dockerd kills it directly; a removal
+// ran into its 30 s timeout after a fork bomb). Best effort: it needs the host's cgroup v1
+// memory hierarchy.
+func (s *Sandbox) releaseOOM(id string) {
+	if !s.stopsAtOOM() || s.cgroupRoot == "" {
+		return
 	}
-	for _, leaf := range leaves {
-		if err := os.WriteFile(filepath.Join(root, "memory", leaf, "memory.oom_control"), []byte("0"), 0); err == nil {
-			return true
+	for _, leaf := range s.cgroupLeaves(id) {
+		if os.WriteFile(filepath.Join(s.cgroupRoot, "memory", leaf, "memory.oom_control"), []byte("0"), 0) == nil {
+			return
 		}
 	}
-	return false
 }
 
 // oomStop returns a channel closed when c stops at its memory limit, or nil (never) where
@@ -119,8 +120,7 @@ func (s *Sandbox) oomStop(c *Container) <-chan struct{} {
 // cgroup kept, then lets the host's OOM killer end it, and kills it should that fail.
 func (s *Sandbox) endStopped(ctx context.Context, c *Container) (usage, bool) {
 	u, ok := s.usage(ctx, c.ID)
-	releaseOOM(s.cgroupRoot, s.cgroupLeaves(c.ID))
 	c.streams.close()
-	s.kill(context.WithoutCancel(ctx), c.ID)
+	s.kill(context.WithoutCancel(ctx), c.ID) // releaseOOM first
 	return u, ok
 }

@@ -290,6 +290,7 @@ func (s *Sandbox) Remove(ctx context.Context, c *Container) {
 func (s *Sandbox) removeID(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	s.releaseOOM(id)
 	err := s.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 		s.log.Warn("remove container", "container_id", short(id), "err", err)
@@ -300,6 +301,7 @@ func (s *Sandbox) removeID(ctx context.Context, id string) {
 // kill sends SIGKILL to the container's init, which takes every process of the container
 // with it. A container already stopped or gone is not an error.
 func (s *Sandbox) kill(ctx context.Context, id string) {
+	s.releaseOOM(id)
 	err := s.docker.ContainerKill(ctx, id, "KILL")
 	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) && !errdefs.IsNotModified(err) {
 		s.log.Warn("kill container", "container_id", short(id), "err", err)
