@@ -34,8 +34,12 @@ images: prepare
 run: prepare build images
 	./$(BIN)/codeexec
 
+# The sandbox's and the pool's tests run again under gVisor (runsc), which operators may choose
+# (CODEEXEC_RUNTIME); without -race, which tests the Go code, not the runtime, and one
+# package at a time: gVisor is slow to create processes, and the two compete for the CPU.
 test: prepare images
 	$(GO) test $(GOFLAGS_TEST) $(addprefix ./,$(addsuffix /...,$(MODULES)))
+	CODEEXEC_RUNTIME=runsc $(GO) test -count=1 -p 1 -timeout 30m ./runner/internal/sandbox/ ./runner/internal/pool/
 
 bench: images
 	$(GO) test -run '^$$' -bench Execute -benchtime 20x -timeout 30m ./deploy/...

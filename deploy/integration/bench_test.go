@@ -24,11 +24,11 @@ const helloPython = `print("hello world")`
 // result) with a plain `docker run --rm` of the same image doing the same, measured in the
 // same run, under three loads: lone requests (one client pausing between requests: the
 // latency of one execution), one client back to back, and eight clients back to back (the
-// throughput). CodeExec runs once per OCI runtime the Docker daemon has of runc and crun
-// (sub-benchmarks api/runtime=…). Run it with `make bench`; read the
+// throughput). CodeExec runs once per OCI runtime the Docker daemon has of runc, crun and
+// runsc (sub-benchmarks api/runtime=…). Run it with `make bench`; read the
 // p50/p90, jobs/s and cpu-ms/job metrics side by side (cpu-ms/job is the whole host's
 // busy time per job; dockerd-, containerd- and codeexec-ms/job are those processes' part;
-// shim-, runtime-, launcher- and program-ms/job those of the short-lived processes, from
+// shim-, runtime-, launcher-, program- and gvisor-ms/job those of the short-lived processes, from
 // the kernel's process accounting; rest-ms/job is what is left: the kernel's own work,
 // other processes of the host).
 func BenchmarkExecute(b *testing.B) {
@@ -78,15 +78,15 @@ func BenchmarkExecute(b *testing.B) {
 	}
 }
 
-// benchRuntimes are the OCI runtimes the daemon has of runc and crun, in that order (the
-// runner does not support runsc yet: runner/internal/sandbox/runtime.go).
+// benchRuntimes are the OCI runtimes the daemon has of runc, crun and runsc (gVisor), in
+// that order.
 func benchRuntimes(b *testing.B, docker *client.Client) []string {
 	info, err := docker.Info(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
 	var out []string
-	for _, rt := range []string{"runc", "crun"} {
+	for _, rt := range []string{"runc", "crun", "runsc"} {
 		if _, ok := info.Runtimes[rt]; ok {
 			out = append(out, rt)
 		}

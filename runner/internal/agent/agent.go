@@ -65,7 +65,8 @@ type Sandbox interface {
 
 // Pool hands out fresh containers.
 type Pool interface {
-	Take(ctx context.Context, lang, jobID string) (*sandbox.Container, bool, error)
+	// Take returns a fresh container for a job of lang with the limits lim.
+	Take(ctx context.Context, lang, jobID string, lim messages.Limits) (*sandbox.Container, bool, error)
 	// Refill says that a job taken from lang is over, so its container can be replaced.
 	Refill(lang string)
 }

@@ -54,7 +54,7 @@ func (f *fakeSandbox) Remove(context.Context, *sandbox.Container) {}
 
 type fakePool struct{}
 
-func (fakePool) Take(context.Context, string, string) (*sandbox.Container, bool, error) {
+func (fakePool) Take(context.Context, string, string, messages.Limits) (*sandbox.Container, bool, error) {
 	return &sandbox.Container{ID: "fake-container-id"}, true, nil
 }
 func (fakePool) Refill(string) {}

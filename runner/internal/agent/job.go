@@ -263,7 +263,7 @@ func (a *Agent) execute(ctx context.Context, lang *languages.Language, msg jetst
 	stop := a.progress(ctx, msg)
 	defer stop()
 
-	c, warm, err := a.pool.Take(ctx, lang.Name, job.JobID)
+	c, warm, err := a.pool.Take(ctx, lang.Name, job.JobID, lim)
 	if err != nil {
 		return messages.Result{}, err
 	}

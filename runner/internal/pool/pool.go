@@ -24,6 +24,9 @@ import (
 type Factory interface {
 	Create(ctx context.Context, lang *languages.Language, lim messages.Limits, jobID string) (*sandbox.Container, error)
 	Remove(ctx context.Context, c *sandbox.Container)
+	// CanUpdateLimits reports whether a job may change a container's limits before it
+	// runs; where it may not (gVisor), a job with other limits gets a container of its own.
+	CanUpdateLimits() bool
 }
 
 // Language is one language the pool keeps containers for, with the limits they are made with.
@@ -263,13 +266,22 @@ func (p *Pool) watch(lp *langPool, c *sandbox.Container) {
 	lp.kickRefill()
 }
 
-// Take returns a warm container of lang, or creates one on the spot when none is warm.
-// The container is the caller's: it must be removed after its job, and Refill called.
-// The refill starts at once only when no warm container of lang is left.
-func (p *Pool) Take(ctx context.Context, lang string, jobID string) (c *sandbox.Container, warm bool, err error) {
+// Take returns a warm container of lang for a job with the limits lim, or creates one on
+// the spot when none is warm. Where the factory cannot update a container's limits, a job
+// whose lim differs from the warm containers' (memory, CPU, pids) gets a container created
+// with lim, and does not count toward lang's demand (it uses no warm one). The container
+// is the caller's: it must be removed after its job, and Refill called. The refill starts
+// at once only when no warm container of lang is left.
+func (p *Pool) Take(ctx context.Context, lang string, jobID string, lim messages.Limits) (c *sandbox.Container, warm bool, err error) {
 	p.mu.Lock()
 	lp, ok := p.langs[lang]
 	refillNow := false
+	own := ok && !p.factory.CanUpdateLimits() && !sandbox.SameResources(lim, lp.Limits)
+	if own {
+		p.mu.Unlock()
+		c, err = p.factory.Create(ctx, lp.Lang, lim, jobID)
+		return c, false, err
+	}
 	if ok {
 		// Oldest first: a container made long ago is no better kept than used. One that
 		// died a moment ago is skipped and left to its watcher.

@@ -16,6 +16,7 @@ import (
 	"github.com/codeexec/codeexec/runner/internal/pool"
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
 	"github.com/codeexec/codeexec/runner/internal/testenv"
+	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/waitfor"
 )
 
@@ -39,6 +40,14 @@ func startPool(t *testing.T, size int) (p *pool.Pool, sb *sandbox.Sandbox, docke
 	cancel = func() { stop(); wg.Wait() }
 	t.Cleanup(func() { cancel(); _, _ = sb.RemoveOwn(context.Background()) })
 	return p, sb, docker, cancel
+}
+
+// pythonDefaults are the limits of python's warm containers.
+func pythonDefaults(t *testing.T) messages.Limits {
+	t.Helper()
+	catalog := testenv.Catalog(t)
+	py, _ := catalog.Resolve("python")
+	return catalog.Defaults(py)
 }
 
 func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
@@ -66,7 +75,7 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 		}
 	})
 	for range 5 {
-		c, _, err := p.Take(context.Background(), "python", "job")
+		c, _, err := p.Take(context.Background(), "python", "job", pythonDefaults(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +125,7 @@ func TestDeadWarmContainerIsReplaced(t *testing.T) {
 		}
 		return replaced, nil
 	})
-	c, warm, err := p.Take(context.Background(), "python", "job")
+	c, warm, err := p.Take(context.Background(), "python", "job", pythonDefaults(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +165,7 @@ func TestPoolFollowsDemand(t *testing.T) {
 	waitfor.Eventually(t, 30*time.Second, "nothing warm once nobody used python for a window", func() (bool, error) {
 		return p.Target("python") == 0 && p.Warm("python") == 0 && containers() == 0, nil
 	})
-	c, warm, err := p.Take(context.Background(), "python", "job")
+	c, warm, err := p.Take(context.Background(), "python", "job", pythonDefaults(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +177,41 @@ func TestPoolFollowsDemand(t *testing.T) {
 	waitfor.Eventually(t, 30*time.Second, "one warm again after a job", func() (bool, error) {
 		return p.Target("python") == 1 && p.Warm("python") == 1, nil
 	})
+}
+
+// A job with other limits than the warm containers' runs with its own: where the runtime
+// can update a running container's limits (runc, crun), in a warm container (the sandbox
+// updates it); where it cannot (runsc), in a container created with them, the warm ones
+// left for jobs with the defaults.
+func TestTakeWithOtherLimits(t *testing.T) {
+	const size = 1
+	p, sb, docker, _ := startPool(t, size)
+	waitfor.Eventually(t, 30*time.Second, "the pool warm", func() (bool, error) { return p.Warm("python") == size, nil })
+	lim := pythonDefaults(t)
+	lim.MemoryBytes /= 2
+	lim.Pids /= 2
+	c, warm, err := p.Take(context.Background(), "python", "job", lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Remove(context.Background(), c)
+	if sb.CanUpdateLimits() {
+		if !warm {
+			t.Errorf("runtime %s updates limits: got a new container, want a warm one", sb.Runtime())
+		}
+		return
+	}
+	if warm || p.Warm("python") != size {
+		t.Errorf("runtime %s: got warm %v with %d left warm, want a new container and the warm one kept", sb.Runtime(), warm, p.Warm("python"))
+	}
+	if !sandbox.SameResources(c.Limits, lim) {
+		t.Errorf("container limits %+v, want the job's %+v", c.Limits, lim)
+	}
+	ins, err := docker.ContainerInspect(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.HostConfig.Memory != lim.MemoryBytes {
+		t.Errorf("container memory %d, want the job's %d", ins.HostConfig.Memory, lim.MemoryBytes)
+	}
 }

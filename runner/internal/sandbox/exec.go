@@ -58,6 +58,9 @@ const (
 	endExited  execEnd = iota // the process exited by itself (exitCode is valid)
 	endTimeout                // the wall-time deadline passed; the container was killed
 	endOutput                 // the output cap was reached; the container was killed
+	// endOOM: the container stopped at its memory limit (Sandbox.stopsAtOOM); its usage
+	// was read, then it was killed.
+	endOOM
 )
 
 type execResult struct {
@@ -115,21 +118,39 @@ func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execRe
 
 	timer := time.NewTimer(spec.timeout)
 	defer timer.Stop()
+	oom := s.oomStop(c)
 	var copyErr error
-	select {
-	case copyErr = <-copied:
-		res.wall = time.Since(start)
-		if errors.Is(copyErr, errOutputLimit) {
-			res.end = endOutput
+wait:
+	for {
+		select {
+		case copyErr = <-copied:
+			res.wall = time.Since(start)
+			if errors.Is(copyErr, errOutputLimit) {
+				res.end = endOutput
+			}
+		case <-timer.C:
+			res.wall = time.Since(start)
+			res.end = endTimeout
+		case <-oom:
+			if !s.oom.wait(ctx, c.ID, 0) {
+				oom = nil
+				continue wait
+			}
+			res.wall = time.Since(start)
+			res.end = endOOM
+		case <-ctx.Done():
+			s.kill(context.WithoutCancel(ctx), c.ID)
+			return res, infra(spec.op, ctx.Err())
 		}
-	case <-timer.C:
-		res.wall = time.Since(start)
-		res.end = endTimeout
-	case <-ctx.Done():
-		s.kill(context.WithoutCancel(ctx), c.ID)
-		return res, infra(spec.op, ctx.Err())
+		break
 	}
 
+	if res.end == endOOM {
+		res.usage, res.hasUsage = s.endStopped(ctx, c)
+		hj.Close()
+		<-copied
+		return res, nil
+	}
 	if res.end != endExited {
 		if res.end == endOutput {
 			// Nobody reads the stream any more: close it first, or dockerd, blocked

@@ -70,7 +70,8 @@ func dropTo(uid int) string {
 }
 
 // newLaunchScript writes the script that runs spec's command as uid, behind its unpacking.
-func newLaunchScript(spec execSpec, uid int) (launchScript, error) {
+// relay passes the program's output on through pipes of the launcher's (relayOutput).
+func newLaunchScript(spec execSpec, uid int, relay bool) (launchScript, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return launchScript{}, infra("exit token", err)
@@ -91,12 +92,18 @@ func newLaunchScript(spec execSpec, uid int) (launchScript, error) {
 	}
 	// The program is the OOM killer's first choice (it may lower that to the launcher's,
 	// no further), without any capability, under the container's uid.
-	b.WriteString("( echo 1000 >/proc/self/oom_score_adj; exec " + dropTo(uid))
+	var prog strings.Builder
+	prog.WriteString("( echo 1000 >/proc/self/oom_score_adj; exec " + dropTo(uid))
 	for _, w := range spec.cmd {
-		b.WriteString(" ")
-		b.WriteString(shellQuote(w))
+		prog.WriteString(" ")
+		prog.WriteString(shellQuote(w))
 	}
-	b.WriteString(" )\ns=$?\n")
+	prog.WriteString(" )")
+	if relay {
+		b.WriteString(relayOutput(prog.String(), uid))
+	} else {
+		b.WriteString(prog.String() + "\ns=$?\n")
+	}
 	if spec.unpack != nil {
 		fmt.Fprintf(&b, "else\necho %s >&2\ns=%d\nfi\n", spec.unpack.marker, unpackFailed)
 	}
@@ -107,6 +114,24 @@ func newLaunchScript(spec execSpec, uid int) (launchScript, error) {
 		"printf '%%s%%d %%s %%s %%s %%s %%s\\n' %[1]s \"$s\" \"$o0\" \"$o\" \"$c0\" \"$c\" \"$p\" >&2\n"+
 		"exec sleep infinity\n", token)
 	return launchScript{text: b.String(), token: []byte(token)}, nil
+}
+
+// relayOutput runs prog (a subshell that execs the program as uid) with its stdout and
+// stderr on pipes, each passed on to the launcher's own by a cat of the launcher's, and
+// sets s to the program's status. gVisor (runsc 20221219) loses what one large write to
+// the container's stdout holds beyond the host pipe's free room (a 1 MiB write arrives as
+// 64 KiB) while a cat's writes arrive whole. Once the program ended, whatever of it is
+// left is killed from its own uid (so that the cats, the launcher's, see the end of their
+// pipes), then the launcher waits for the cats, so the exit lines still come last. fds:
+// 3 and 4 keep the launcher's stdout and stderr, 7 carries the status, 8 is the stderr
+// pipe; the program and its killer get none of them.
+func relayOutput(prog string, uid int) string {
+	closeAll := "3>&- 4>&- 7>&- 8>&-"
+	kill := dropTo(uid) + " sh -c 'kill -9 -1; kill -9 -1' >/dev/null 2>&1 " + closeAll
+	return "exec 3>&1 4>&2\n" +
+		"s=$({ { { " + prog + " 2>&8 " + closeAll + "; echo $? >&7; " + kill + "; } | cat >&3; } 8>&1 | cat >&4; } 7>&1)\n" +
+		"exec 3>&- 4>&-\n" +
+		"[ -n \"$s\" ] || s=255\n"
 }
 
 // goAhead is the line that lets a gated program start (execSpec.ready).
@@ -161,7 +186,7 @@ func parseExitReport(line []byte) (exitReport, error) {
 // deadline or for too much output. c is finished afterwards.
 func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
 	res := execResult{out: newCapture(spec.outputCap, spec.encodedCap)}
-	script, err := newLaunchScript(spec, c.UID)
+	script, err := newLaunchScript(spec, c.UID, s.relaysOutput())
 	if err != nil {
 		return res, err
 	}
@@ -221,9 +246,16 @@ func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (exec
 	defer timer.Stop()
 	lines := 0
 	streamEnded := false
+	oom := s.oomStop(c)
 wait:
 	for lines < 2 {
 		select {
+		case <-oom:
+			if s.oom.wait(ctx, c.ID, 0) {
+				res.end = endOOM
+				break wait
+			}
+			oom = nil // forgotten: the container is being removed, which ends the stream
 		case res.report = <-exited:
 			res.exitCode = res.report.code
 			lines++
@@ -256,6 +288,9 @@ wait:
 		} else {
 			res.usage, res.hasUsage = s.usage(ctx, c.ID)
 		}
+		return res, nil
+	case res.end == endOOM:
+		res.usage, res.hasUsage = s.endStopped(ctx, c)
 		return res, nil
 	case res.end == endOutput:
 		res.usage, res.hasUsage = s.usage(ctx, c.ID)

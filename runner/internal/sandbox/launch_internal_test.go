@@ -84,14 +84,14 @@ func TestExitLineWriterStopsAtTheOutputCap(t *testing.T) {
 }
 
 func TestLaunchScriptQuotesEveryWord(t *testing.T) {
-	s, err := newLaunchScript(execSpec{cmd: []string{"python3", "main.py", "it's", "$HOME", "a b", "`x`", "\n"}}, 2000123)
+	s, err := newLaunchScript(execSpec{cmd: []string{"python3", "main.py", "it's", "$HOME", "a b", "`x`", "\n"}}, 2000123, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := `exec setpriv --reuid=2000123 --regid=2000123 --clear-groups -- 'python3' 'main.py' 'it'\''s' '$HOME' 'a b' '` + "`x`' '\n' )\n"; !strings.Contains(s.text, want) {
 		t.Errorf("script:\n%s\nwant it to contain:\n%s", s.text, want)
 	}
-	other, _ := newLaunchScript(execSpec{cmd: []string{"true"}}, 2000123)
+	other, _ := newLaunchScript(execSpec{cmd: []string{"true"}}, 2000123, false)
 	if bytes.Equal(s.token, other.token) {
 		t.Error("two scripts share an exit token")
 	}

@@ -100,6 +100,20 @@ func (w *oomWatcher) wait(ctx context.Context, id string, d time.Duration) bool 
 	return w.seen[id]
 }
 
+// notify returns a channel closed once an oom event for id is seen, or id is forgotten (ask
+// wait, with no delay, which of the two).
+func (w *oomWatcher) notify(id string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := make(chan struct{})
+	if w.seen[id] {
+		close(ch)
+		return ch
+	}
+	w.waiters[id] = append(w.waiters[id], ch)
+	return ch
+}
+
 func (w *oomWatcher) forget(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

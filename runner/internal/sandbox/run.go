@@ -103,6 +103,10 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 			out.Status = messages.StatusCompileError
 			out.ErrorMessage = fmt.Sprintf("compilation exceeded the time limit of %s", ms(lim.CompileTimeMs))
 			return out, nil
+		case comp.end == endOOM:
+			out.Status = messages.StatusCompileError
+			out.ErrorMessage = "the compiler ran out of memory"
+			return out, nil
 		case comp.end == endOutput:
 			out.Status = messages.StatusCompileError
 			out.Truncated = true
@@ -154,6 +158,12 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 		out.MemoryBytes = run.usage.peakMemory
 	}
 	switch run.end {
+	case endOOM:
+		// The sandbox stopped at its memory limit (stopsAtOOM) and was killed.
+		out.Status = messages.StatusMemoryLimit
+		out.Signal = "SIGKILL"
+		out.ErrorMessage = fmt.Sprintf("the program exceeded the memory limit of %d MiB", lim.MemoryBytes>>20)
+		return out, nil
 	case endTimeout:
 		out.Status = messages.StatusTimeLimit
 		out.ErrorMessage = fmt.Sprintf("the program exceeded the time limit of %s", ms(lim.RunTimeMs))

@@ -72,7 +72,8 @@ type Container struct {
 	// UID is the uid (and gid) the container's programs run as, no other live container's.
 	UID int
 	// Limits the container was created with (memory, CPU, pids); a job with other limits
-	// updates them before it runs.
+	// updates them before it runs, or, where the runtime cannot (Sandbox.CanUpdateLimits),
+	// runs in another container.
 	Limits  messages.Limits
 	Created time.Time
 
@@ -225,6 +226,7 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		{Name: "fsize", Soft: workDirBytes, Hard: workDirBytes},
 		{Name: "core", Soft: 0, Hard: 0},
 	}
+	s.applyRuntime(hc, lim)
 	created, uid, err := s.createWithUID(ctx, cfg, hc)
 	if err != nil {
 		return nil, err
@@ -262,10 +264,15 @@ func resources(lim messages.Limits) container.Resources {
 	}
 }
 
-// update applies lim to a running container whose limits differ.
+// update applies lim to a running container whose limits differ. Where the runtime cannot
+// (CanUpdateLimits), such a container is refused: the job needs one created with its limits.
 func (s *Sandbox) update(ctx context.Context, c *Container, lim messages.Limits) error {
-	if c.Limits.MemoryBytes == lim.MemoryBytes && c.Limits.CPUMillis == lim.CPUMillis && c.Limits.Pids == lim.Pids {
+	if SameResources(c.Limits, lim) {
 		return nil
+	}
+	if !s.CanUpdateLimits() {
+		return infraf("update container limits", "runtime %s cannot change a running container's limits: "+
+			"the job needs a container created with them", s.runtime)
 	}
 	if _, err := s.docker.ContainerUpdate(ctx, c.ID, container.UpdateConfig{Resources: resources(lim)}); err != nil {
 		return infra("update container limits", err)
@@ -287,6 +294,7 @@ func (s *Sandbox) Remove(ctx context.Context, c *Container) {
 func (s *Sandbox) removeID(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	s.releaseOOM(id)
 	start := time.Now()
 	err := s.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if s.onRemove != nil && err == nil {
@@ -301,6 +309,7 @@ func (s *Sandbox) removeID(ctx context.Context, id string) {
 // kill sends SIGKILL to the container's init, which takes every process of the container
 // with it. A container already stopped or gone is not an error.
 func (s *Sandbox) kill(ctx context.Context, id string) {
+	s.releaseOOM(id)
 	err := s.docker.ContainerKill(ctx, id, "KILL")
 	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) && !errdefs.IsNotModified(err) {
 		s.log.Warn("kill container", "container_id", short(id), "err", err)

@@ -88,7 +88,14 @@ func (h *harness) run(t *testing.T, lang, code, stdin string, req messages.Limit
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := h.sb.Create(ctx, l, h.catalog.Defaults(l), "")
+	lim := h.catalog.Effective(l, req)
+	// As the pool does: a warm container with the language's defaults, whose limits the
+	// job updates; where the runtime cannot update them (runsc), one made with the job's.
+	made := h.catalog.Defaults(l)
+	if !h.sb.CanUpdateLimits() {
+		made = lim
+	}
+	c, err := h.sb.Create(ctx, l, made, "")
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -96,7 +103,7 @@ func (h *harness) run(t *testing.T, lang, code, stdin string, req messages.Limit
 	out, err := h.sb.Run(ctx, c, sandbox.Job{
 		ID: "test", Language: l, Stdin: stdin, Args: args,
 		Files:  []messages.File{{Filename: l.SourceFile, Code: code, IsEntryPoint: true}},
-		Limits: h.catalog.Effective(l, req),
+		Limits: lim,
 	})
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -370,7 +377,8 @@ func TestContainersRunInTheJobsCgroup(t *testing.T) {
 	}
 }
 
-// Only runtimes the sandbox passes its tests under are accepted; crun falls back to runc.
+// Only runtimes the sandbox passes its tests under are accepted; crun falls back to runc,
+// runsc is taken where the daemon has it and refused, saying what to do, where it has not.
 func TestChooseRuntime(t *testing.T) {
 	docker := testenv.Docker(t)
 	ctx := context.Background()
@@ -380,9 +388,19 @@ func TestChooseRuntime(t *testing.T) {
 	if rt, err := sandbox.ChooseRuntime(ctx, docker, sandbox.RuntimeCrun, nil); err != nil || (rt != sandbox.RuntimeCrun && rt != sandbox.RuntimeRunc) {
 		t.Errorf("crun: got %q %v, want crun, or runc where the daemon lacks it", rt, err)
 	}
-	for _, bad := range []string{sandbox.RuntimeRunsc, "kata"} {
-		if rt, err := sandbox.ChooseRuntime(ctx, docker, bad, nil); err == nil {
-			t.Errorf("%s: got %q, want an error", bad, rt)
+	info, err := docker.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := sandbox.ChooseRuntime(ctx, docker, sandbox.RuntimeRunsc, nil)
+	if _, has := info.Runtimes[sandbox.RuntimeRunsc]; has {
+		if err != nil || rt != sandbox.RuntimeRunsc {
+			t.Errorf("runsc, which the daemon has: got %q %v", rt, err)
 		}
+	} else if err == nil || !strings.Contains(err.Error(), "prepare-host") {
+		t.Errorf("runsc, which the daemon lacks: got %q %v, want an error saying how to register it", rt, err)
+	}
+	if rt, err := sandbox.ChooseRuntime(ctx, docker, "kata", nil); err == nil {
+		t.Errorf("kata: got %q, want an error", rt)
 	}
 }
