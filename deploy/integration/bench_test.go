@@ -28,7 +28,7 @@ const helloPython = `print("hello world")`
 // runsc (sub-benchmarks api/runtime=…). Run it with `make bench`; read the
 // p50/p90, jobs/s and cpu-ms/job metrics side by side (cpu-ms/job is the whole host's
 // busy time per job; dockerd-, containerd- and codeexec-ms/job are those processes' part;
-// shim-, runtime-, launcher-, program- and gvisor-ms/job those of the short-lived processes, from
+// shim-, runtime-, launcher-, program- and reexec-ms/job those of the short-lived processes, from
 // the kernel's process accounting; rest-ms/job is what is left: the kernel's own work,
 // other processes of the host).
 func BenchmarkExecute(b *testing.B) {
@@ -37,36 +37,13 @@ func BenchmarkExecute(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer docker.Close()
-	loads := []struct {
-		name    string
-		clients int
-		pause   time.Duration
-	}{
+	loads := []benchLoad{
 		{"lone", 1, loneRequestPause},
 		{"back-to-back", 1, 0},
 		{"back-to-back", 8, 0},
 	}
-	for _, rt := range benchRuntimes(b, docker) {
-		mesh := startMesh(b, b.TempDir(), func(c *config.Config) {
-			c.FreeCreditMicros = 1_000_000_000
-			c.RatePerSec, c.RateBurst, c.MaxConcurrent = 1_000_000, 1_000_000, 64 // measure the mesh, not the limits
-			c.Languages = []string{"python"}
-			c.RunnerSlots = 8
-			c.PoolSize = 8
-			c.Runtime = rt
-		})
-		user := registerUser(b, mesh.URL)
-		viaAPI := func(b *testing.B) {
-			status, a := execute(b, mesh.URL, user.APIKey, map[string]any{"language": "python", "code": helloPython, "saveMetric": false})
-			if status != 200 || a.Result.Stdout != "hello world\n" {
-				b.Fatalf("execute: got %d %+v", status, a)
-			}
-		}
-		for _, load := range loads {
-			name := "api/runtime=" + rt + "/" + load.name + "/clients=" + strconv.Itoa(load.clients)
-			b.Run(name, func(b *testing.B) { measure(b, load.clients, load.pause, viaAPI) })
-		}
-	}
+	// docker run --rm first, on a host with no mesh running; then one mesh per runtime, each
+	// stopped (its containers removed) before the next starts.
 	viaDockerRun := func(b *testing.B) {
 		if out := dockerRunRm(b, docker, "codeexec/python:latest", "python3", "-c", helloPython); out != "hello world\n" {
 			b.Fatalf("docker run: got %q", out)
@@ -76,6 +53,40 @@ func BenchmarkExecute(b *testing.B) {
 		name := "docker-run-rm/" + load.name + "/clients=" + strconv.Itoa(load.clients)
 		b.Run(name, func(b *testing.B) { measure(b, load.clients, load.pause, viaDockerRun) })
 	}
+	for _, rt := range benchRuntimes(b, docker) {
+		b.Run("api/runtime="+rt, func(b *testing.B) { benchMesh(b, rt, loads) })
+	}
+}
+
+// benchMesh measures CodeExec with the containers run by runtime rt under each load, on a
+// mesh of its own that lives as long as b.
+func benchMesh(b *testing.B, rt string, loads []benchLoad) {
+	mesh := startMesh(b, b.TempDir(), func(c *config.Config) {
+		c.FreeCreditMicros = 1_000_000_000
+		c.RatePerSec, c.RateBurst, c.MaxConcurrent = 1_000_000, 1_000_000, 64 // measure the mesh, not the limits
+		c.Languages = []string{"python"}
+		c.RunnerSlots = 8
+		c.PoolSize = 8
+		c.Runtime = rt
+	})
+	user := registerUser(b, mesh.URL)
+	viaAPI := func(b *testing.B) {
+		status, a := execute(b, mesh.URL, user.APIKey, map[string]any{"language": "python", "code": helloPython, "saveMetric": false})
+		if status != 200 || a.Result.Stdout != "hello world\n" {
+			b.Fatalf("execute: got %d %+v", status, a)
+		}
+	}
+	for _, load := range loads {
+		name := load.name + "/clients=" + strconv.Itoa(load.clients)
+		b.Run(name, func(b *testing.B) { measure(b, load.clients, load.pause, viaAPI) })
+	}
+}
+
+// benchLoad is one way of sending requests: clients at once, each pausing between its own.
+type benchLoad struct {
+	name    string
+	clients int
+	pause   time.Duration
 }
 
 // benchRuntimes are the OCI runtimes the daemon has of runc, crun and runsc (gVisor), in
