@@ -198,8 +198,15 @@ print('forked', n, flush=True)
 	if _, err := fmtSscan(out.Stdout, &n); err != nil || n >= 64 {
 		t.Errorf("forked %q processes, want fewer than the pids limit of 64", out.Stdout)
 	}
-	if took := time.Since(begin); took > 20*time.Second {
-		t.Errorf("took %s", took)
+	// The time includes the container's removal with its 63 sleeping children. gVisor's
+	// teardown of so many processes is slow and uneven: 1–2 s mostly, but about 30 s in one
+	// run of three (Docker's kill waits for the sandbox), so runsc gets a wider bound.
+	bound := 20 * time.Second
+	if h.sb.Runtime() == sandbox.RuntimeRunsc {
+		bound = time.Minute
+	}
+	if took := time.Since(begin); took > bound {
+		t.Errorf("took %s, want at most %s", took, bound)
 	}
 	// Children left sleeping are gone with the container; the sandbox still works.
 	again := h.run(t, "python", "print('alive')\n", "", messages.Limits{})
