@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,7 +57,7 @@ func parseAccounting(data []byte) (map[string]time.Duration, error) {
 		return nil, fmt.Errorf("process accounting: %d bytes, not whole %d-byte records", len(data), acctV3Size)
 	}
 	byName := map[string]time.Duration{}
-	for rec := range slicesOf(data, acctV3Size) {
+	for rec := range slices.Chunk(data, acctV3Size) {
 		if rec[1] != 3 {
 			return nil, errors.New("process accounting: not in the v3 format")
 		}
@@ -70,16 +71,6 @@ func parseAccounting(data []byte) (map[string]time.Duration, error) {
 
 // compT decodes the kernel's comp_t: a 13-bit mantissa and a 3-bit base-8 exponent.
 func compT(v uint16) uint64 { return uint64(v&0x1fff) << (3 * (v >> 13)) }
-
-func slicesOf(data []byte, size int) func(func([]byte) bool) {
-	return func(yield func([]byte) bool) {
-		for i := 0; i+size <= len(data); i += size {
-			if !yield(data[i : i+size]) {
-				return
-			}
-		}
-	}
-}
 
 // endedParts are the short-lived processes of a job, by part, as process accounting names
 // them: the container shim, the OCI runtime (each call, and its init before it becomes the
