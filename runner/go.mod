@@ -10,7 +10,9 @@ require (
 	github.com/codeexec/codeexec/shared v0.0.0
 	github.com/codeexec/codeexec/shared/embedded v0.0.0-00010101000000-000000000000
 	github.com/docker/docker v28.5.2+incompatible
+	github.com/moby/profiles/seccomp v0.1.0
 	github.com/nats-io/nats.go v1.55.0
+	github.com/opencontainers/runtime-spec v1.2.1
 	github.com/prometheus/client_golang v1.25.0
 )
 
@@ -47,6 +49,7 @@ require (
 	github.com/jackc/pgx/v5 v5.7.5 // indirect
 	github.com/jackc/puddle/v2 v2.2.2 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/moby/docker-image-spec v1.3.1 // indirect

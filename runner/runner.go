@@ -91,14 +91,19 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	log.Info("containers run with the OCI runtime", "runtime", runtime)
+	engine, err := sandbox.ChooseEngine(cfg.Engine, runtime, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("containers run with the OCI runtime", "runtime", runtime, "engine", engine)
 	cgCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	parent, err := sandbox.PrepareJobsCgroup(cgCtx, docker, sandbox.DefaultCgroupRoot, cfg.JobsCPUWeight, log)
 	cancel()
 	if err != nil {
 		return nil, err
 	}
-	sb := sandbox.New(docker, sandbox.Options{
+	sb, err := sandbox.New(docker, sandbox.Options{
+		Engine:            engine,
 		Runtime:           runtime,
 		CgroupParent:      parent,
 		UIDs:              uids,
@@ -107,11 +112,20 @@ func New(cfg Config, nc *nats.Conn, docker *client.Client, reg prometheus.Regist
 		OnContainerStart:  func(d time.Duration) { m.ContainerStart.Observe(d.Seconds()) },
 		OnContainerRemove: func(d time.Duration) { m.ContainerRemove.Observe(d.Seconds()) },
 	})
+	if err != nil {
+		return nil, err
+	}
 	return &Runner{cfg: cfg, id: id, nc: nc, docker: docker, log: log, catalog: catalog, metrics: m, sb: sb}, nil
 }
 
 // ID is the runner's id, as in its heartbeats, results and container labels.
 func (r *Runner) ID() string { return r.id }
+
+// Engine is how the runner makes its containers: sandbox.EngineDirect or EngineDocker.
+func (r *Runner) Engine() string { return r.sb.Engine() }
+
+// Containers lists the ids of the runner's containers, whichever engine made them.
+func (r *Runner) Containers(ctx context.Context) ([]string, error) { return r.sb.List(ctx) }
 
 // Run serves jobs until ctx ends, then drains: it stops pulling, finishes the jobs it holds,
 // publishes their results, removes its warm containers and returns.

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,9 +87,7 @@ func (e *env) drain(t *testing.T) {
 // containers counts the containers that carry the runner's id.
 func (e *env) containers(t *testing.T) int {
 	t.Helper()
-	list, err := testenv.Docker(t).ContainerList(context.Background(), container.ListOptions{
-		All: true, Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelRunner+"="+e.runner.ID())),
-	})
+	list, err := e.runner.Containers(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,16 +300,28 @@ func TestLateLeftoverIsRemovedOnExit(t *testing.T) {
 	}
 
 	host, _ := os.Hostname()
-	late, err := docker.ContainerCreate(ctx, &container.Config{
-		Image: py.Image, Cmd: []string{"true"},
-		Labels: map[string]string{
-			sandbox.LabelManaged: "true", sandbox.LabelRunner: e.runner.ID(), sandbox.LabelHost: host,
-			sandbox.LabelPID: "2147483646", sandbox.LabelLife: "earlier-life", sandbox.LabelLanguage: "python",
-		},
-	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
-	if err != nil {
-		t.Fatal(err)
+	labels := map[string]string{
+		sandbox.LabelManaged: "true", sandbox.LabelRunner: e.runner.ID(), sandbox.LabelHost: host,
+		sandbox.LabelPID: "2147483646", sandbox.LabelLife: "earlier-life", sandbox.LabelLanguage: "python",
 	}
-	t.Cleanup(func() { _ = docker.ContainerRemove(ctx, late.ID, container.RemoveOptions{Force: true}) })
+	if e.runner.Engine() == sandbox.EngineDirect {
+		// What a create cut short leaves under the direct engine: a bundle, with its labels.
+		bundle := filepath.Join(sandbox.DefaultStateDir, "bundles", "codeexec-late-"+e.runner.ID())
+		if err := os.MkdirAll(bundle, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(bundle) })
+		b, _ := json.Marshal(labels)
+		if err := os.WriteFile(filepath.Join(bundle, "labels.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		late, err := docker.ContainerCreate(ctx, &container.Config{Image: py.Image, Cmd: []string{"true"}, Labels: labels},
+			&container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = docker.ContainerRemove(ctx, late.ID, container.RemoveOptions{Force: true}) })
+	}
 	e.stop(t) // fails the test if any container of the runner's id is left
 }

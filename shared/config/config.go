@@ -52,6 +52,10 @@ type Config struct {
 	// Runtime is the OCI runtime of the runner's containers (CODEEXEC_RUNTIME): crun, runc
 	// or runsc; empty: crun where the Docker daemon has it, else runc.
 	Runtime string // CODEEXEC_RUNTIME
+	// Engine is how the runner makes its containers (CODEEXEC_ENGINE): "direct", with the
+	// OCI runtime itself (crun and runc), or "docker", through the Docker daemon; empty:
+	// direct where it can be (a root runner with the runtime's binary), else docker.
+	Engine string // CODEEXEC_ENGINE
 	// JobsCPUWeight (CODEEXEC_JOBS_CPU_WEIGHT) is the CPU weight of the runner's containers
 	// together, in host processes: on a busy host the programs come before the platform's
 	// own work. 0: Docker's default cgroup, which weighs as one process.
@@ -179,6 +183,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	str("CODEEXEC_RUNNER_ID", &c.RunnerID)
 	str("CODEEXEC_SANDBOX_UIDS", &c.SandboxUIDs)
 	str("CODEEXEC_RUNTIME", &c.Runtime)
+	str("CODEEXEC_ENGINE", &c.Engine)
 	num("CODEEXEC_FREE_CREDIT_MICROS", &c.FreeCreditMicros)
 	num("CODEEXEC_PRICE_MICROS", &c.PriceMicros)
 	integer("CODEEXEC_RUNNER_SLOTS", &c.RunnerSlots)

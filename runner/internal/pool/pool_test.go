@@ -22,16 +22,15 @@ import (
 
 // startPool runs a pool of size warm python containers on the real Docker; cancel stops it
 // (and waits for it).
-func startPool(t *testing.T, size int) (p *pool.Pool, sb *sandbox.Sandbox, docker *client.Client, cancel func()) {
+func startPool(t *testing.T, size int) (p *pool.Pool, sb *sandbox.Sandbox, cancel func()) {
 	t.Helper()
-	docker = testenv.Docker(t)
+	docker := testenv.Docker(t)
 	catalog := testenv.Catalog(t)
 	testenv.RequireImage(t, docker, catalog, "python")
 	py, _ := catalog.Resolve("python")
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
-	sb = sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler),
-		Runtime: testenv.Runtime(t, docker)})
+	sb = newSandbox(t, docker, "pooltest-"+hex.EncodeToString(id))
 	p = pool.New(sb, pool.Options{Max: size, Log: slog.New(slog.DiscardHandler)}, []pool.Language{{Lang: py, Limits: catalog.Defaults(py)}})
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -39,7 +38,7 @@ func startPool(t *testing.T, size int) (p *pool.Pool, sb *sandbox.Sandbox, docke
 	go func() { defer wg.Done(); p.Run(ctx) }()
 	cancel = func() { stop(); wg.Wait() }
 	t.Cleanup(func() { cancel(); _, _ = sb.RemoveOwn(context.Background()) })
-	return p, sb, docker, cancel
+	return p, sb, cancel
 }
 
 // pythonDefaults are the limits of python's warm containers.
@@ -52,7 +51,7 @@ func pythonDefaults(t *testing.T) messages.Limits {
 
 func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 	const size = 2
-	p, sb, _, cancel := startPool(t, size)
+	p, sb, cancel := startPool(t, size)
 
 	count := func() int {
 		ids, err := sb.List(context.Background())
@@ -100,7 +99,7 @@ func TestPoolKeepsSizeWarmAndRemovesAllOnShutdown(t *testing.T) {
 // replaced; no job is given it.
 func TestDeadWarmContainerIsReplaced(t *testing.T) {
 	const size = 2
-	p, sb, docker, _ := startPool(t, size)
+	p, sb, _ := startPool(t, size)
 	waitfor.Eventually(t, 30*time.Second, "the pool warm", func() (bool, error) { return p.Warm("python") == size, nil })
 
 	victims, err := sb.List(context.Background())
@@ -108,9 +107,7 @@ func TestDeadWarmContainerIsReplaced(t *testing.T) {
 		t.Fatalf("list: %v %v", victims, err)
 	}
 	for _, v := range victims {
-		if err := docker.ContainerKill(context.Background(), v, "KILL"); err != nil {
-			t.Fatal(err)
-		}
+		sb.Kill(context.Background(), v)
 	}
 	// Whatever the pool holds at any moment, Take only hands out live containers; the
 	// killed ones are removed and replaced.
@@ -144,8 +141,7 @@ func TestPoolFollowsDemand(t *testing.T) {
 	py, _ := catalog.Resolve("python")
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
-	sb := sandbox.New(docker, sandbox.Options{RunnerID: "pooltest-" + hex.EncodeToString(id), Log: slog.New(slog.DiscardHandler),
-		Runtime: testenv.Runtime(t, docker)})
+	sb := newSandbox(t, docker, "pooltest-"+hex.EncodeToString(id))
 	const window = 3 * time.Second
 	p := pool.New(sb, pool.Options{Max: 2, Window: window, Idle: func() float64 { return 1 }},
 		[]pool.Language{{Lang: py, Limits: catalog.Defaults(py)}})
@@ -185,7 +181,7 @@ func TestPoolFollowsDemand(t *testing.T) {
 // left for jobs with the defaults.
 func TestTakeWithOtherLimits(t *testing.T) {
 	const size = 1
-	p, sb, docker, _ := startPool(t, size)
+	p, sb, _ := startPool(t, size)
 	waitfor.Eventually(t, 30*time.Second, "the pool warm", func() (bool, error) { return p.Warm("python") == size, nil })
 	lim := pythonDefaults(t)
 	lim.MemoryBytes /= 2
@@ -207,11 +203,23 @@ func TestTakeWithOtherLimits(t *testing.T) {
 	if !sandbox.SameResources(c.Limits, lim) {
 		t.Errorf("container limits %+v, want the job's %+v", c.Limits, lim)
 	}
-	ins, err := docker.ContainerInspect(context.Background(), c.ID)
+	facts, err := sb.Facts(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ins.HostConfig.Memory != lim.MemoryBytes {
-		t.Errorf("container memory %d, want the job's %d", ins.HostConfig.Memory, lim.MemoryBytes)
+	if facts.MemoryBytes != lim.MemoryBytes {
+		t.Errorf("container memory %d, want the job's %d", facts.MemoryBytes, lim.MemoryBytes)
 	}
+}
+
+// newSandbox is a sandbox with the runtime and engine a runner would choose.
+func newSandbox(t *testing.T, docker *client.Client, runnerID string) *sandbox.Sandbox {
+	t.Helper()
+	runtime := testenv.Runtime(t, docker)
+	sb, err := sandbox.New(docker, sandbox.Options{RunnerID: runnerID, Log: slog.New(slog.DiscardHandler),
+		Runtime: runtime, Engine: testenv.Engine(t, runtime)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb
 }

@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/docker/docker/api/types"
@@ -13,7 +15,10 @@ import (
 // so the end of the stream — the container died, or the daemon went away — is seen while
 // the container is still warm, and a dead container is never given a job.
 type attachment struct {
-	hj types.HijackedResponse
+	// stdin is the main process's stdin; closeStdin ends it, closeAll ends every stream.
+	stdin      io.Writer
+	closeStdin func() error
+	closeAll   func()
 
 	mu sync.Mutex
 	// stdout and stderr receive the streams once a job is launched; before, what the
@@ -30,13 +35,60 @@ type attachment struct {
 // earlyCap bounds what is kept of the output before a job.
 const earlyCap = 4 << 10
 
-func newAttachment(hj types.HijackedResponse) *attachment {
-	a := &attachment{hj: hj, ended: make(chan struct{})}
+// newDockerAttachment reads Docker's attach stream, stdout and stderr multiplexed on one
+// connection.
+// stdout and stderr, when set, receive the output from the start (as launch does).
+func newDockerAttachment(hj types.HijackedResponse, stdout, stderr io.Writer) *attachment {
+	a := &attachment{stdin: hj.Conn, closeStdin: hj.CloseWrite, closeAll: hj.Close, ended: make(chan struct{})}
+	a.setWriters(stdout, stderr)
 	go func() {
 		defer close(a.ended)
 		_, a.err = stdcopy.StdCopy(streamWriter{a, false}, streamWriter{a, true}, hj.Reader)
 	}()
 	return a
+}
+
+// newPipeAttachment reads a process's stdout and stderr from the read ends of their pipes
+// and writes its stdin to the write end of another. The stream ends when both pipes are
+// at their end (every process holding their write ends is gone), or at the first error
+// (a full output cap), which closes them all.
+func newPipeAttachment(stdin, stdout, stderr *os.File, outW, errW io.Writer) *attachment {
+	var closing sync.Once
+	closeAll := func() {
+		closing.Do(func() {
+			stdin.Close()
+			stdout.Close()
+			stderr.Close()
+		})
+	}
+	a := &attachment{stdin: stdin, closeStdin: stdin.Close, closeAll: closeAll, ended: make(chan struct{})}
+	a.setWriters(outW, errW)
+	errs := make(chan error, 2)
+	pass := func(w io.Writer, r io.Reader) {
+		_, err := io.Copy(w, r)
+		if errors.Is(err, os.ErrClosed) {
+			err = nil // closed by closeAll: the end of the stream
+		}
+		if err != nil {
+			closeAll()
+		}
+		errs <- err
+	}
+	go pass(streamWriter{a, false}, stdout)
+	go pass(streamWriter{a, true}, stderr)
+	go func() {
+		defer close(a.ended)
+		a.err = errors.Join(<-errs, <-errs)
+	}()
+	return a
+}
+
+// setWriters hands the streams to stdout and stderr from the start, when they are set.
+func (a *attachment) setWriters(stdout, stderr io.Writer) {
+	if stdout != nil {
+		a.launched = true
+		a.stdout, a.stderr = stdout, stderr
+	}
 }
 
 // launch hands the streams to stdout and stderr; it reports false when a job was launched
@@ -71,7 +123,7 @@ func (a *attachment) earlyOutput() string {
 
 // close closes the connection, which ends the stream; it may be called more than once.
 func (a *attachment) close() {
-	a.closing.Do(func() { a.hj.Close() })
+	a.closing.Do(a.closeAll)
 }
 
 // streamWriter is stdout or stderr of an attachment.

@@ -10,9 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // execSpec is one process to run in a container.
@@ -78,43 +76,41 @@ type execResult struct {
 	hasReport bool
 }
 
+// process is a process started in a running container (a compile step): its streams, and
+// how to learn its exit code once they ended.
+type process struct {
+	*attachment
+	exitCode func(context.Context) (int, error)
+}
+
 // exec runs spec (a compile step; the run is launched, launch.go) in c and waits for it to
 // end, to time out or to write too much. On a timeout or an output overflow it kills the
 // container: such a container is finished.
 func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execResult, error) {
 	res := execResult{out: newCapture(spec.outputCap, spec.encodedCap)}
 	stdin := spec.input()
-	created, err := s.docker.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
-		User:         fmt.Sprintf("%d:%d", c.UID, c.UID),
-		WorkingDir:   WorkDir,
-		Cmd:          spec.argv(),
-		AttachStdin:  stdin != nil,
-		AttachStdout: true,
-		AttachStderr: true,
-	})
-	if err != nil {
-		return res, infra("create exec "+spec.op, err)
+	var proc *process
+	var err error
+	if s.oci != nil {
+		proc, err = s.ociExec(ctx, c, spec.argv(), stdin != nil, res.out.Stdout(), res.out.Stderr())
+	} else {
+		proc, err = s.dockerExec(ctx, c, spec.argv(), stdin != nil, res.out.Stdout(), res.out.Stderr())
 	}
-	hj, err := s.docker.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {
-		return res, infra("start exec "+spec.op, err)
+		return res, infra("start "+spec.op, err)
 	}
 	start := time.Now()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer hj.Close()
+	defer proc.close()
 	if stdin != nil {
-		feedStdin(&wg, hj, stdin)
+		wg.Go(func() {
+			// A program that does not read its stdin, or dies, makes this fail: fine.
+			_, _ = io.Copy(proc.stdin, stdin)
+			_ = proc.closeStdin()
+		})
 	}
-
-	copied := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_, err := stdcopy.StdCopy(res.out.Stdout(), res.out.Stderr(), hj.Reader)
-		copied <- err
-	}()
 
 	timer := time.NewTimer(spec.timeout)
 	defer timer.Stop()
@@ -123,7 +119,8 @@ func (s *Sandbox) exec(ctx context.Context, c *Container, spec execSpec) (execRe
 wait:
 	for {
 		select {
-		case copyErr = <-copied:
+		case <-proc.ended:
+			copyErr = proc.err
 			res.wall = time.Since(start)
 			if errors.Is(copyErr, errOutputLimit) {
 				res.end = endOutput
@@ -132,7 +129,7 @@ wait:
 			res.wall = time.Since(start)
 			res.end = endTimeout
 		case <-oom:
-			if !s.oom.wait(ctx, c.ID, 0) {
+			if !s.oomSeen(ctx, c.ID, 0) {
 				oom = nil
 				continue wait
 			}
@@ -147,43 +144,53 @@ wait:
 
 	if res.end == endOOM {
 		res.usage, res.hasUsage = s.endStopped(ctx, c)
-		hj.Close()
-		<-copied
+		proc.close()
+		<-proc.ended
 		return res, nil
 	}
 	if res.end != endExited {
 		if res.end == endOutput {
 			// Nobody reads the stream any more: close it first, or dockerd, blocked
 			// writing the flood to us, holds the kill up for seconds.
-			hj.Close()
+			proc.close()
 			s.kill(ctx, c.ID)
 			return res, nil
 		}
 		s.kill(ctx, c.ID) // the reader drains what the program wrote until its death
-		hj.Close()
-		<-copied
+		proc.close()
+		<-proc.ended
 		return res, nil
 	}
 	if copyErr != nil {
 		return res, infra("read output of "+spec.op, copyErr)
 	}
-	code, err := s.exitCode(ctx, created.ID)
+	code, err := proc.exitCode(ctx)
 	if err != nil {
-		return res, infra("inspect exec "+spec.op, err)
+		return res, infra("exit code of "+spec.op, err)
 	}
 	res.exitCode = code
 	return res, nil
 }
 
-// feedStdin copies stdin to an attached process, then closes its stdin; wg tracks the copy.
-func feedStdin(wg *sync.WaitGroup, hj types.HijackedResponse, stdin io.Reader) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// A program that does not read its stdin, or dies, makes this fail: fine.
-		_, _ = io.Copy(hj.Conn, stdin)
-		_ = hj.CloseWrite()
-	}()
+// dockerExec starts argv in c through Docker's exec API, as the container's uid.
+func (s *Sandbox) dockerExec(ctx context.Context, c *Container, argv []string, stdin bool, stdout, stderr io.Writer) (*process, error) {
+	created, err := s.docker.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
+		User:         fmt.Sprintf("%d:%d", c.UID, c.UID),
+		WorkingDir:   WorkDir,
+		Cmd:          argv,
+		AttachStdin:  stdin,
+		AttachStdout: true,
+		AttachStderr: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create exec: %w", err)
+	}
+	hj, err := s.docker.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("attach exec: %w", err)
+	}
+	exitCode := func(ctx context.Context) (int, error) { return s.exitCode(ctx, created.ID) }
+	return &process{attachment: newDockerAttachment(hj, stdout, stderr), exitCode: exitCode}, nil
 }
 
 // exitCode waits for the exec to be reported as finished (its output stream can end a

@@ -72,6 +72,9 @@ func PrepareJobsCgroup(ctx context.Context, docker *client.Client, root string, 
 // hierarchy (v1) or the unified one (v2): under the jobs' cgroup, Docker's cgroupfs
 // default, or its systemd scope.
 func (s *Sandbox) cgroupLeaves(id string) []string {
+	if s.oci != nil {
+		return []string{s.ociCgroup(id)}
+	}
 	leaves := make([]string, 0, 3)
 	if s.cgroupParent != "" {
 		leaves = append(leaves, filepath.Join(s.cgroupParent, id))

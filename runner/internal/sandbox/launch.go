@@ -213,19 +213,19 @@ func (s *Sandbox) launch(ctx context.Context, c *Container, spec execSpec) (exec
 	gate := make(chan error, 1)
 	wg.Go(func() {
 		// A program that does not read its stdin, or dies, makes a copy fail: fine.
-		_, _ = io.Copy(st.hj.Conn, job)
+		_, _ = io.Copy(st.stdin, job)
 		if spec.ready != nil {
 			err := spec.ready(ctx)
 			gate <- err
 			if err != nil {
 				return // the launcher never gets the go-ahead; the container is killed
 			}
-			_, _ = io.WriteString(st.hj.Conn, goAhead+"\n")
+			_, _ = io.WriteString(st.stdin, goAhead+"\n")
 		}
 		if spec.stdin != nil {
-			_, _ = io.Copy(st.hj.Conn, spec.stdin)
+			_, _ = io.Copy(st.stdin, spec.stdin)
 		}
-		_ = st.hj.CloseWrite()
+		_ = st.closeStdin()
 	})
 	if spec.ready != nil {
 		select {
@@ -251,7 +251,7 @@ wait:
 	for lines < 2 {
 		select {
 		case <-oom:
-			if s.oom.wait(ctx, c.ID, 0) {
+			if s.oomSeen(ctx, c.ID, 0) {
 				res.end = endOOM
 				break wait
 			}
@@ -320,7 +320,7 @@ wait:
 		return res, infra("wait for "+spec.op, err)
 	}
 	res.exitCode = code
-	if s.oom.wait(ctx, c.ID, oomGrace) {
+	if s.oomSeen(ctx, c.ID, oomGrace) {
 		return res, nil
 	}
 	return res, infraf(spec.op, "the container stopped before the program ended (exit code %d)", code)
@@ -338,8 +338,12 @@ func endReason(st *attachment) string {
 	return why
 }
 
-// waitExit waits for the container to stop and returns its exit code.
+// waitExit waits for the container to stop and returns its exit code; -1 under the direct
+// engine, where the launcher is not the runner's child (its stream's end is its stop).
 func (s *Sandbox) waitExit(ctx context.Context, id string) (int, error) {
+	if s.oci != nil {
+		return -1, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	waited, errs := s.docker.ContainerWait(ctx, id, container.WaitConditionNotRunning)

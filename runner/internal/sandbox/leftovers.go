@@ -40,6 +40,20 @@ func (s *Sandbox) RemoveOwn(ctx context.Context) (int, error) {
 
 // removeWhere removes the managed containers whose labels match.
 func (s *Sandbox) removeWhere(ctx context.Context, match func(labels map[string]string) bool) (int, error) {
+	if s.oci != nil {
+		all, err := s.oci.bundleLabels()
+		if err != nil {
+			return 0, infra("list containers", err)
+		}
+		n := 0
+		for id, labels := range all {
+			if match(labels) {
+				s.removeID(ctx, id)
+				n++
+			}
+		}
+		return n, nil
+	}
 	list, err := s.docker.ContainerList(ctx, container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelManaged+"=true")),
@@ -59,6 +73,19 @@ func (s *Sandbox) removeWhere(ctx context.Context, match func(labels map[string]
 
 // List returns the ids of this runner's containers.
 func (s *Sandbox) List(ctx context.Context) ([]string, error) {
+	if s.oci != nil {
+		all, err := s.oci.bundleLabels()
+		if err != nil {
+			return nil, infra("list containers", err)
+		}
+		var ids []string
+		for id, labels := range all {
+			if labels[LabelRunner] == s.runnerID {
+				ids = append(ids, id)
+			}
+		}
+		return ids, nil
+	}
 	list, err := s.docker.ContainerList(ctx, container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelRunner+"="+s.runnerID)),

@@ -115,7 +115,7 @@ func (s *Sandbox) Run(ctx context.Context, c *Container, job Job) (Outcome, erro
 		case comp.exitCode != 0:
 			out.Status = messages.StatusCompileError
 			out.ErrorMessage = fmt.Sprintf("compiler exited with code %d", comp.exitCode)
-			if s.oom.wait(ctx, c.ID, 0) {
+			if s.oomSeen(ctx, c.ID, 0) {
 				out.ErrorMessage = "the compiler ran out of memory"
 			}
 			return out, nil
@@ -212,7 +212,7 @@ func (s *Sandbox) oomKilled(ctx context.Context, c *Container, run execResult, c
 	if code == 128+9 {
 		grace = oomGrace
 	}
-	if s.oom.wait(ctx, c.ID, grace) {
+	if s.oomSeen(ctx, c.ID, grace) {
 		return true
 	}
 	return code == 128+9 && c.Limits.MemoryBytes > 0 && run.usage.peakMemory >= c.Limits.MemoryBytes

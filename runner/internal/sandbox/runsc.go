@@ -52,7 +52,7 @@ import (
 // CanUpdateLimits reports whether a running container's memory, CPU and pids limits can be
 // changed (Docker's update). Where they cannot (runsc), a job with other limits than a
 // warm container's must run in a container created with its own.
-func (s *Sandbox) CanUpdateLimits() bool { return s.runtime != RuntimeRunsc }
+func (s *Sandbox) CanUpdateLimits() bool { return s.runtime != RuntimeRunsc && s.oci == nil }
 
 // relaysOutput reports whether the launcher passes the program's output on through pipes of
 // its own (relayOutput): under runsc, whose host-pipe writes lose data.

@@ -17,6 +17,7 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -79,6 +80,8 @@ type Container struct {
 
 	// streams are the main process's stdin, stdout and stderr, attached before the start.
 	streams *attachment
+	// oci is what the direct engine keeps of the container (nil under Docker).
+	oci *ociContainer
 }
 
 // Alive reports whether the container's launcher may still take a job: its attached
@@ -109,6 +112,12 @@ type Options struct {
 	// CgroupParent is the parent cgroup of the containers (PrepareJobsCgroup); empty:
 	// the daemon's default.
 	CgroupParent string
+	// Engine makes the containers (ChooseEngine): EngineDocker (or empty) through the
+	// Docker daemon, EngineDirect with the OCI runtime Runtime itself (oci.go).
+	Engine string
+	// StateDir and ImageDir are the direct engine's files; default DefaultStateDir and
+	// DefaultImageDir.
+	StateDir, ImageDir string
 }
 
 // Sandbox creates containers and runs jobs in them.
@@ -127,10 +136,12 @@ type Sandbox struct {
 	uids         UIDRange
 	runtime      string
 	cgroupParent string
+	// oci, when set, makes the containers instead of Docker (the direct engine).
+	oci *ociEngine
 }
 
 // New returns a Sandbox. Call Watch before running jobs, so that OOM kills are seen.
-func New(docker *client.Client, o Options) *Sandbox {
+func New(docker *client.Client, o Options) (*Sandbox, error) {
 	host, _ := os.Hostname()
 	log := o.Log
 	if log == nil {
@@ -147,7 +158,7 @@ func New(docker *client.Client, o Options) *Sandbox {
 	if uids.Count <= 0 {
 		uids = DefaultUIDs
 	}
-	return &Sandbox{
+	s := &Sandbox{
 		runtime:      o.Runtime,
 		cgroupParent: o.CgroupParent,
 		uids:         uids,
@@ -162,6 +173,35 @@ func New(docker *client.Client, o Options) *Sandbox {
 		onStart:      o.OnContainerStart,
 		onRemove:     o.OnContainerRemove,
 	}
+	switch o.Engine {
+	case "", EngineDocker:
+	case EngineDirect:
+		bin, err := runtimeBinary(o.Runtime)
+		if err != nil {
+			return nil, err
+		}
+		state, images := o.StateDir, o.ImageDir
+		if state == "" {
+			state = DefaultStateDir
+		}
+		if images == "" {
+			images = DefaultImageDir
+		}
+		if s.oci, err = newOCIEngine(bin, state, newImageCache(docker, images)); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("container engine %q: want %s or %s", o.Engine, EngineDirect, EngineDocker)
+	}
+	return s, nil
+}
+
+// Engine is how the containers are made: EngineDirect or EngineDocker.
+func (s *Sandbox) Engine() string {
+	if s.oci != nil {
+		return EngineDirect
+	}
+	return EngineDocker
 }
 
 // Runtime is the OCI runtime the containers are created with; empty: the daemon's default.
@@ -187,6 +227,17 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 	}
 	if jobID != "" {
 		labels[LabelJob] = jobID
+	}
+	if s.oci != nil {
+		c, err := s.ociCreate(ctx, lang, lim, labels)
+		if err != nil {
+			return nil, err
+		}
+		if s.onStart != nil {
+			s.onStart(time.Since(start))
+		}
+		c.Created = time.Now()
+		return c, nil
 	}
 	// No docker-init: the launcher is the container's PID 1, which the kernel shields from
 	// the program's signals (a namespace's init gets none it has no handler for); it is
@@ -242,7 +293,7 @@ func (s *Sandbox) Create(ctx context.Context, lang *languages.Language, lim mess
 		s.Remove(context.WithoutCancel(ctx), c)
 		return nil, infra("attach container", err)
 	}
-	c.streams = newAttachment(hj)
+	c.streams = newDockerAttachment(hj, nil, nil)
 	if err := s.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		s.Remove(context.WithoutCancel(ctx), c)
 		return nil, infra("start container", err)
@@ -296,7 +347,12 @@ func (s *Sandbox) removeID(ctx context.Context, id string) {
 	defer cancel()
 	s.releaseOOM(id)
 	start := time.Now()
-	err := s.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	var err error
+	if s.oci != nil {
+		err = s.oci.remove(ctx, id)
+	} else {
+		err = s.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	}
 	if s.onRemove != nil && err == nil {
 		s.onRemove(time.Since(start))
 	}
@@ -310,6 +366,12 @@ func (s *Sandbox) removeID(ctx context.Context, id string) {
 // with it. A container already stopped or gone is not an error.
 func (s *Sandbox) kill(ctx context.Context, id string) {
 	s.releaseOOM(id)
+	if s.oci != nil {
+		if err := s.oci.kill(ctx, id); err != nil && s.oci.exists(ctx, id) {
+			s.log.Warn("kill container", "container_id", id, "err", err)
+		}
+		return
+	}
 	err := s.docker.ContainerKill(ctx, id, "KILL")
 	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) && !errdefs.IsNotModified(err) {
 		s.log.Warn("kill container", "container_id", short(id), "err", err)

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	"github.com/codeexec/codeexec/runner/internal/sandbox"
@@ -47,8 +46,12 @@ func newHarness(t testing.TB, langs ...string) *harness {
 	if err != nil {
 		t.Fatalf("jobs' cgroup: %v", err)
 	}
-	sb := sandbox.New(docker, sandbox.Options{RunnerID: "test-" + hex.EncodeToString(id), Log: log,
-		Runtime: testenv.Runtime(t, docker), CgroupParent: parent})
+	runtime := testenv.Runtime(t, docker)
+	sb, err := sandbox.New(docker, sandbox.Options{RunnerID: "test-" + hex.EncodeToString(id), Log: log,
+		Runtime: runtime, Engine: testenv.Engine(t, runtime), CgroupParent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); sb.Watch(ctx) }()
@@ -254,9 +257,7 @@ func TestDeadContainerIsAnInfrastructureError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.sb.Remove(ctx, c)
-	if err := h.docker.ContainerKill(ctx, c.ID, "KILL"); err != nil {
-		t.Fatal(err)
-	}
+	h.sb.Kill(ctx, c.ID)
 	select {
 	case <-c.Ended():
 	case <-time.After(10 * time.Second):
@@ -314,16 +315,16 @@ func TestContainersRunWithTheChosenRuntime(t *testing.T) {
 	if _, hasCrun := info.Runtimes[sandbox.RuntimeCrun]; hasCrun && os.Getenv("CODEEXEC_RUNTIME") == "" && h.sb.Runtime() != sandbox.RuntimeCrun {
 		t.Errorf("runtime %q, want crun: the daemon has it", h.sb.Runtime())
 	}
-	c, ins := h.inspectedPythonContainer(t, ctx)
-	if ins.HostConfig.Runtime != h.sb.Runtime() {
-		t.Errorf("container runtime %q, want %q", ins.HostConfig.Runtime, h.sb.Runtime())
+	c, facts := h.inspectedPythonContainer(t, ctx)
+	if facts.Runtime != h.sb.Runtime() {
+		t.Errorf("container runtime %q, want %q", facts.Runtime, h.sb.Runtime())
 	}
-	t.Logf("containers run with %s (container %s)", ins.HostConfig.Runtime, c.ID[:12])
+	t.Logf("containers run with %s, made by %s (container %s)", facts.Runtime, h.sb.Engine(), c.ID)
 }
 
 // inspectedPythonContainer creates a warm python container, removed when the test ends, and
-// returns it with Docker's view of it.
-func (h *harness) inspectedPythonContainer(t *testing.T, ctx context.Context) (*sandbox.Container, container.InspectResponse) {
+// returns it with what the engine that made it (Docker, or the runtime itself) says of it.
+func (h *harness) inspectedPythonContainer(t *testing.T, ctx context.Context) (*sandbox.Container, sandbox.ContainerFacts) {
 	t.Helper()
 	py, _ := h.catalog.Resolve("python")
 	c, err := h.sb.Create(ctx, py, h.catalog.Defaults(py), "")
@@ -331,11 +332,11 @@ func (h *harness) inspectedPythonContainer(t *testing.T, ctx context.Context) (*
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.sb.Remove(context.Background(), c) })
-	ins, err := h.docker.ContainerInspect(ctx, c.ID)
+	facts, err := h.sb.Facts(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, ins
+	return c, facts
 }
 
 // testJobsCPUWeight is the runner's default CODEEXEC_JOBS_CPU_WEIGHT.
@@ -354,11 +355,11 @@ func TestContainersRunInTheJobsCgroup(t *testing.T) {
 	if info.CgroupDriver != "cgroupfs" {
 		t.Fatalf("cgroup driver %s: this test (and CI) expects Docker's cgroupfs driver", info.CgroupDriver)
 	}
-	c, ins := h.inspectedPythonContainer(t, ctx)
-	if want := "/" + sandbox.JobsCgroup; ins.HostConfig.CgroupParent != want {
-		t.Errorf("cgroup parent %q, want %q", ins.HostConfig.CgroupParent, want)
+	c, facts := h.inspectedPythonContainer(t, ctx)
+	if want := "/" + sandbox.JobsCgroup; facts.CgroupParent != want {
+		t.Errorf("cgroup parent %q, want %q", facts.CgroupParent, want)
 	}
-	procCgroups, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", ins.State.Pid))
+	procCgroups, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", facts.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}

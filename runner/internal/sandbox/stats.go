@@ -30,6 +30,9 @@ func (s *Sandbox) usage(ctx context.Context, id string) (u usage, ok bool) {
 	if u, err := cgroupUsage(s.cgroupRoot, s.cgroupLeaves(id)); err == nil {
 		return u, true
 	}
+	if s.oci != nil {
+		return u, false // nothing else knows
+	}
 	return s.dockerUsage(ctx, id)
 }
 

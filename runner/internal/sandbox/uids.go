@@ -57,7 +57,7 @@ const uidAttempts = 16
 // caller never heard of would be left behind); it is removed by the caller instead.
 func (s *Sandbox) createWithUID(ctx context.Context, cfg *container.Config, hc *container.HostConfig) (container.CreateResponse, int, error) {
 	for range uidAttempts {
-		uid := s.uids.First + rand.IntN(s.uids.Count)
+		uid := s.randomUID()
 		hc.Tmpfs = map[string]string{
 			WorkDir: fmt.Sprintf("rw,exec,size=%d,uid=%d,gid=%d,mode=0700", workDirBytes, uid, uid),
 			"/tmp":  fmt.Sprintf("rw,exec,nosuid,size=%d,uid=%d,gid=%d,mode=0700", tmpDirBytes, uid, uid),
@@ -77,3 +77,6 @@ func (s *Sandbox) createWithUID(ctx context.Context, cfg *container.Config, hc *
 	}
 	return container.CreateResponse{}, 0, infraf("create container", "no free uid in %d tries (range %d+%d)", uidAttempts, s.uids.First, s.uids.Count)
 }
+
+// randomUID picks a uid of the range; the caller reserves it.
+func (s *Sandbox) randomUID() int { return s.uids.First + rand.IntN(s.uids.Count) }

@@ -51,6 +51,17 @@ func Runtime(t testing.TB, docker *client.Client) string {
 	return rt
 }
 
+// Engine returns how the containers of runtime are made: CODEEXEC_ENGINE's choice, as a
+// runner makes it (direct where it can be).
+func Engine(t testing.TB, runtime string) string {
+	t.Helper()
+	engine, err := sandbox.ChooseEngine(os.Getenv("CODEEXEC_ENGINE"), runtime, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine
+}
+
 // Catalog returns the language table, CODEEXEC_LANGUAGES_FILE's when set.
 func Catalog(t testing.TB) *languages.Catalog {
 	t.Helper()
