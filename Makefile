@@ -34,11 +34,14 @@ images: prepare
 run: prepare build images
 	./$(BIN)/codeexec
 
-# The sandbox's and the pool's tests run again under gVisor (runsc), which operators may choose
-# (CODEEXEC_RUNTIME); without -race, which tests the Go code, not the runtime, and one
-# package at a time: gVisor is slow to create processes, and the two compete for the CPU.
+# The suite runs with the runner's defaults: crun, driven by the direct engine. The sandbox's
+# and the pool's tests run again with crun through Docker (CODEEXEC_ENGINE=docker) and
+# under gVisor (runsc, through Docker), which operators may choose (CODEEXEC_RUNTIME);
+# without -race, which tests the Go code, not the runtime, and one package at a time:
+# gVisor is slow to create processes, and the two compete for the CPU.
 test: prepare images
 	$(GO) test $(GOFLAGS_TEST) $(addprefix ./,$(addsuffix /...,$(MODULES)))
+	CODEEXEC_ENGINE=docker $(GO) test -count=1 -p 1 -timeout 30m ./runner/internal/sandbox/ ./runner/internal/pool/
 	CODEEXEC_RUNTIME=runsc $(GO) test -count=1 -p 1 -timeout 30m ./runner/internal/sandbox/ ./runner/internal/pool/
 
 bench: images

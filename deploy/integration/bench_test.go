@@ -24,8 +24,8 @@ const helloPython = `print("hello world")`
 // result) with a plain `docker run --rm` of the same image doing the same, measured in the
 // same run, under three loads: lone requests (one client pausing between requests: the
 // latency of one execution), one client back to back, and eight clients back to back (the
-// throughput). CodeExec runs once per OCI runtime the Docker daemon has of runc, crun and
-// runsc (sub-benchmarks api/runtime=…). Run it with `make bench`; read the
+// throughput). CodeExec runs once per way of running its containers (sub-benchmarks
+// api/<engine>-<runtime>, benchMeshes). Run it with `make bench`; read the
 // p50/p90, jobs/s and cpu-ms/job metrics side by side (cpu-ms/job is the whole host's
 // busy time per job; dockerd-, containerd- and codeexec-ms/job are those processes' part;
 // shim-, runtime-, launcher-, program- and reexec-ms/job those of the short-lived processes, from
@@ -53,14 +53,14 @@ func BenchmarkExecute(b *testing.B) {
 		name := "docker-run-rm/" + load.name + "/clients=" + strconv.Itoa(load.clients)
 		b.Run(name, func(b *testing.B) { measure(b, load.clients, load.pause, viaDockerRun) })
 	}
-	for _, rt := range benchRuntimes(b, docker) {
-		b.Run("api/runtime="+rt, func(b *testing.B) { benchMesh(b, rt, loads) })
+	for _, m := range benchMeshes(b, docker) {
+		b.Run("api/"+m.engine+"-"+m.runtime, func(b *testing.B) { benchMesh(b, m.engine, m.runtime, loads) })
 	}
 }
 
-// benchMesh measures CodeExec with the containers run by runtime rt under each load, on a
-// mesh of its own that lives as long as b.
-func benchMesh(b *testing.B, rt string, loads []benchLoad) {
+// benchMesh measures CodeExec with the containers made by engine and run by runtime rt
+// under each load, on a mesh of its own that lives as long as b.
+func benchMesh(b *testing.B, engine, rt string, loads []benchLoad) {
 	mesh := startMesh(b, b.TempDir(), func(c *config.Config) {
 		c.FreeCreditMicros = 1_000_000_000
 		c.RatePerSec, c.RateBurst, c.MaxConcurrent = 1_000_000, 1_000_000, 64 // measure the mesh, not the limits
@@ -68,6 +68,7 @@ func benchMesh(b *testing.B, rt string, loads []benchLoad) {
 		c.RunnerSlots = 8
 		c.PoolSize = 8
 		c.Runtime = rt
+		c.Engine = engine
 	})
 	user := registerUser(b, mesh.URL)
 	viaAPI := func(b *testing.B) {
@@ -89,17 +90,20 @@ type benchLoad struct {
 	pause   time.Duration
 }
 
-// benchRuntimes are the OCI runtimes the daemon has of runc, crun and runsc (gVisor), in
-// that order.
-func benchRuntimes(b *testing.B, docker *client.Client) []string {
+// benchMeshes are the ways of running containers measured: runc and crun run by the
+// direct engine (the default), crun through Docker (the engine before it), and runsc
+// (gVisor), through Docker only; each where the host has it.
+func benchMeshes(b *testing.B, docker *client.Client) []struct{ engine, runtime string } {
 	info, err := docker.Info(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
-	var out []string
-	for _, rt := range []string{"runc", "crun", "runsc"} {
-		if _, ok := info.Runtimes[rt]; ok {
-			out = append(out, rt)
+	var out []struct{ engine, runtime string }
+	for _, m := range []struct{ engine, runtime string }{
+		{"direct", "runc"}, {"direct", "crun"}, {"docker", "crun"}, {"docker", "runsc"},
+	} {
+		if _, ok := info.Runtimes[m.runtime]; ok {
+			out = append(out, m)
 		}
 	}
 	return out

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -310,38 +308,11 @@ func dockerClient(t *testing.T) *client.Client {
 	return d
 }
 
-// containersOf lists the containers labelled with runner id (running or not).
-func containersOf(t *testing.T, d *client.Client, id string) []container.Summary {
-	t.Helper()
-	list, err := d.ContainerList(context.Background(), container.ListOptions{
-		All: true, Filters: filters.NewArgs(filters.Arg("label", "org.codeexec.runner="+id)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return list
-}
-
 // programRuns reports whether a running container of runner id has a process whose command
 // line holds text.
 func programRuns(t *testing.T, d *client.Client, id, text string) bool {
 	t.Helper()
 	return runningPrograms(t, d, id, text) > 0
-}
-
-// containerRuns reports whether container has a process whose command line holds text.
-func containerRuns(t *testing.T, d *client.Client, container, text string) bool {
-	t.Helper()
-	top, err := d.ContainerTop(context.Background(), container, []string{"-eo", "pid,args"})
-	if err != nil {
-		return false // it ended meanwhile
-	}
-	for _, p := range top.Processes {
-		if strings.Contains(strings.Join(p, " "), text) {
-			return true
-		}
-	}
-	return false
 }
 
 func waitNoContainers(t *testing.T, d *client.Client, id string, timeout time.Duration) {
@@ -631,7 +602,7 @@ func runningPrograms(t *testing.T, d *client.Client, id, text string) int {
 	t.Helper()
 	n := 0
 	for _, c := range containersOf(t, d, id) {
-		if c.State == "running" && containerRuns(t, d, c.ID, text) {
+		if c.State == "running" && containerRuns(t, d, c, text) {
 			n++
 		}
 	}
