@@ -25,7 +25,7 @@ import (
 // and every container mounts it read-only.
 //
 // A container is what Docker would make of the same settings: the same namespaces (mount,
-// pid, ipc, uts, and a network namespace with no interface but a loopback that is down),
+// pid, ipc, uts, and a network namespace with no interface but its loopback),
 // Docker's default seccomp profile, masked and read-only /proc paths, device rules and
 // mounts, a read-only root, the launcher's six capabilities and no-new-privileges, the
 // limits in a cgroup of its own under the jobs' cgroup, and the same tmpfs work dirs. Its
@@ -91,6 +91,9 @@ func (e *ociEngine) runtime(ctx context.Context, args ...string) error {
 // ociCreate makes, starts and attaches a container for lang with limits lim.
 func (s *Sandbox) ociCreate(ctx context.Context, lang *languages.Language, lim messages.Limits, labels map[string]string) (*Container, error) {
 	e := s.oci
+	if err := ctx.Err(); err != nil {
+		return nil, infra("create container", err)
+	}
 	img, err := e.images.get(ctx, lang.Image)
 	if err != nil {
 		return nil, infra("image root file system", err)
@@ -124,7 +127,7 @@ func (s *Sandbox) ociCreate(ctx context.Context, lang *languages.Language, lim m
 	// an error reports.
 	cmd := exec.Command(e.bin, "--root", e.root, "run", "--detach", "--bundle", bundle, id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.childStdin, p.childStdout, p.childStderr
-	runErr := cmd.Run()
+	runErr := cmd.Run() // not cancelled with ctx: a runtime killed mid-way leaves a half-made container
 	p.closeChildEnds()
 	c.streams = newPipeAttachment(p.stdin, p.stdout, p.stderr, nil, nil)
 	if runErr != nil {
@@ -133,6 +136,9 @@ func (s *Sandbox) ociCreate(ctx context.Context, lang *languages.Language, lim m
 		case <-time.After(2 * time.Second): // a half-made container may hold the pipes
 		}
 		return fail("start container", fmt.Errorf("%s run: %w: %s", filepath.Base(e.bin), runErr, strings.TrimSpace(c.streams.earlyOutput())))
+	}
+	if err := ctx.Err(); err != nil {
+		return fail("create container", err) // as under Docker: the caller went away
 	}
 	return c, nil
 }
