@@ -772,3 +772,83 @@ func sumCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return total
 }
+
+// A hold reserved with RecordsOwner (as the edge reserves) whose job has no owner record in
+// the job index after the orphan grace was never queued: its claim is taken as abandoned,
+// so no runner can run it, and its hold released. A job whose owner was recorded, one a
+// runner claimed, and one reserved without the promise keep their holds; one its edge
+// abandoned (claim abandoned, result not in yet) is released too.
+func TestOrphanedHoldIsGivenUpAndReleased(t *testing.T) {
+	var clock atomic.Int64
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock.Store(t0.UnixNano())
+	srv, nc, js := embeddedtest.NATS(t)
+	db := testenv.Mongo(t)
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(10 * price)
+	cfg.HoldTTL = 15 * time.Minute
+	cfg.OrphanGrace = 45 * time.Second
+	cfg.OrphanInterval = 20 * time.Millisecond
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	start(t, cfg, embeddedtest.Connect(t, srv, "ledger"), db, reg)
+	openWallets(t, nc, "olga")
+	index, err := js.KeyValue(t.Context(), subjects.JobIndexBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserveRecorded := func(job string) {
+		t.Helper()
+		if _, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](t.Context(), nc, subjects.Reserve,
+			messages.ReserveRequest{V: messages.Version, UserID: "olga", JobID: job, Language: "python", RecordsOwner: true}); err != nil {
+			t.Fatalf("reserve %s: %v", job, err)
+		}
+	}
+	put := func(key, value string) {
+		t.Helper()
+		if _, err := index.Create(t.Context(), key, []byte(value)); err != nil {
+			t.Fatalf("create %s in the job index: %v", key, err)
+		}
+	}
+	reserveRecorded("queued")
+	put("queued", `{"userId":"olga"}`)
+	reserveRecorded("claimed")
+	put(subjects.JobRunningKey("claimed"), "runner-1")
+	if _, err := reserve(t.Context(), nc, "olga", "unpromised", "python"); err != nil {
+		t.Fatal(err)
+	}
+	reserveRecorded("abandoned")
+	put(subjects.JobRunningKey("abandoned"), subjects.AbandonedClaim)
+	reserveRecorded("orphan")
+
+	time.Sleep(100 * time.Millisecond) // a few sweeps within the grace: nothing released
+	if w := walletOf(t, nc, "olga"); w.HeldMicros != 5*price {
+		t.Fatalf("held within the grace: got %d, want %d", w.HeldMicros, 5*price)
+	}
+	clock.Store(t0.Add(46 * time.Second).UnixNano())
+	testenv.Eventually(t, 10*time.Second, "the orphaned and abandoned holds released", func() (bool, error) {
+		return walletOf(t, nc, "olga").HeldMicros == 3*price, nil
+	})
+	testenv.Eventually(t, 5*time.Second, "releases_total 2", func() (bool, error) {
+		return sumCounter(t, reg, "codeexec_ledger_releases_total") == 2, nil
+	})
+	e, err := index.Get(t.Context(), subjects.JobRunningKey("orphan"))
+	if err != nil || string(e.Value()) != subjects.AbandonedClaim {
+		t.Fatalf("claim of the orphaned job: %v %v, want %q", e, err, subjects.AbandonedClaim)
+	}
+	// A runner that gets the job late is refused the hold (and, before that, the claim).
+	if _, err := reserve(t.Context(), nc, "olga", "orphan", "python"); !rpc.IsCode(err, rpc.CodeHoldClosed) {
+		t.Fatalf("reserve of the released job: %v, want %s", err, rpc.CodeHoldClosed)
+	}
+	// The claimed job's result charges it once; the late internal_error of the abandoned
+	// one releases nothing twice.
+	publish(t, js, result("olga", "claimed", messages.StatusSucceeded), "res-claimed")
+	publish(t, js, result("olga", "abandoned", messages.StatusInternalError), "res-abandoned")
+	waitSettled(t, js, db, 2)
+	if w := walletOf(t, nc, "olga"); w.BalanceMicros != 7*price || w.HeldMicros != 2*price {
+		t.Fatalf("wallet: got %d held %d, want %d held %d", w.BalanceMicros, w.HeldMicros, 7*price, 2*price)
+	}
+	sum := verify(t, db, "olga")
+	if sum.AvailableMicros != 7*price || sum.HeldMicros != 2*price {
+		t.Fatalf("entries sum to %+v, want %d available and %d held", sum, 7*price, 2*price)
+	}
+}

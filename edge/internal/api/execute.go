@@ -79,8 +79,10 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	if err != nil {
 		return err
 	}
+	// RecordsOwner: Submit records the job's owner once it is queued; should this edge die
+	// before, the ledger gives the job up and releases its hold (ledger/internal/orphans).
 	hold, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, s.nc, subjects.Reserve,
-		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language})
+		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language, RecordsOwner: true})
 	if err != nil {
 		release()
 		return fromRPC(err, "ledger")
@@ -94,6 +96,7 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	if err := s.dispatch.Submit(ctx, job, wait); err != nil {
 		release()
 		aerr := s.dispatch.Abandon(ctx, job, "the job could not be queued")
+		s.dispatch.Forget(job.JobID)
 		switch {
 		case errors.Is(aerr, dispatch.ErrStarted), errors.Is(aerr, dispatch.ErrResultStored):
 			// The publish went through after all (its acknowledgement was lost): the job runs.
