@@ -246,9 +246,8 @@ func (s *Service) Run(ctx context.Context) error {
 			cancel()
 		}
 	})
-	sweeper := &expiry.Sweeper{Wallet: s.wallet, TTL: s.cfg.HoldTTL, Interval: s.cfg.SweepInterval,
-		Now: s.cfg.Now, Metrics: s.m, Log: s.log}
-	wg.Go(func() { sweeper.Run(runCtx) })
+	sweeper := &expiry.Sweeper{Wallet: s.wallet, TTL: s.cfg.HoldTTL, Now: s.cfg.Now, Metrics: s.m, Log: s.log}
+	wg.Go(func() { s.sweepEvery(runCtx, s.cfg.SweepInterval, "expired holds", sweeper.Sweep) })
 	wg.Go(func() { s.sweepOrphans(runCtx) })
 	s.log.Info("ledger running", "hold_ttl", s.cfg.HoldTTL, "orphan_grace", s.cfg.OrphanGrace, "price_micros", s.cfg.PriceMicros)
 
@@ -275,9 +274,24 @@ func (s *Service) sweepOrphans(ctx context.Context) {
 	if err != nil {
 		return // stopped while waiting
 	}
-	sw := &orphans.Sweeper{Wallet: s.wallet, Index: index, Grace: s.cfg.OrphanGrace, Interval: s.cfg.OrphanInterval,
-		Now: s.cfg.Now, Metrics: s.m, Log: s.log}
-	sw.Run(ctx)
+	sw := &orphans.Sweeper{Wallet: s.wallet, Index: index, Grace: s.cfg.OrphanGrace, Now: s.cfg.Now, Metrics: s.m, Log: s.log}
+	s.sweepEvery(ctx, s.cfg.OrphanInterval, "orphaned holds", sw.Sweep)
+}
+
+// sweepEvery runs sweep at once, then every interval until ctx ends.
+func (s *Service) sweepEvery(ctx context.Context, interval time.Duration, what string, sweep func(context.Context) (int, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep "+what, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Sweep releases expired holds once, now. For tests and operators' tools.

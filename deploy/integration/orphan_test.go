@@ -81,17 +81,9 @@ func claimOf(t *testing.T, index jetstream.KeyValue, jobID string) string {
 func TestOrphanedHoldIsReleased(t *testing.T) {
 	mesh, js, index := startOrphanMesh(t)
 	user := registerUser(t, mesh.URL)
-	// The edge refuses a language no runner serves; announce one that never pulls.
-	announceRunner(t, mesh.NATSURL, "python")
-
 	// Queued by the real edge: it waits in the stream past the grace, and must not be
 	// given up.
-	var queued executeAnswer
-	waitfor.Eventually(t, 10*time.Second, "the edge queues a job", func() (bool, error) {
-		status, _ := call(t, mesh.URL, "POST", "/api/v1/execute", user.APIKey,
-			map[string]any{"language": "python", "code": "print('queued')", "wait": false}, &queued)
-		return status == 202, nil
-	})
+	queued := queueUnserved(t, mesh, user.APIKey, "print('queued')")
 	// Reserved after it, as an edge killed before its publish leaves it.
 	orphan, _ := reserveAsEdge(t, js, user.UserID)
 	if w := getWallet(t, mesh.URL, user.APIKey); w.HeldMicros != 2*testPrice {

@@ -45,35 +45,19 @@ type Index interface {
 	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
 }
 
-// Sweeper releases the holds of jobs that were never queued. Several ledgers may sweep at
-// once: the claim and the close ref are each created once.
+// Sweeper releases the holds of jobs that were never queued; the ledger runs its Sweep
+// every orphan interval. Several ledgers may sweep at once: the claim and the close ref
+// are each created once.
 type Sweeper struct {
 	Wallet *wallet.Store
 	Index  Index
 	// Grace is how long a hold may wait for its job's owner record. It must exceed the
 	// longest a live edge takes from its reserve to that record (its publish and its
 	// record each retry for up to 10 s through a JetStream leader election).
-	Grace    time.Duration
-	Interval time.Duration    // time between sweeps
-	Now      func() time.Time // the clock holds are dated on
-	Metrics  *telemetry.Metrics
-	Log      *slog.Logger
-}
-
-// Run sweeps every Interval until ctx ends.
-func (s *Sweeper) Run(ctx context.Context) {
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
-	for {
-		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("sweep orphaned holds", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	Grace   time.Duration
+	Now     func() time.Time // the clock holds are dated on
+	Metrics *telemetry.Metrics
+	Log     *slog.Logger
 }
 
 // Sweep runs one pass and returns how many holds it released.
