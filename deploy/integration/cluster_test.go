@@ -335,10 +335,15 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 	// A request that edge-2 took when it was killed between its reserve and its publish left a
 	// hold whose job was never queued: the ledger gives that job up and releases its hold
 	// after its orphan grace (45 s), well within the wait.
+	settling := time.Now()
 	for i, u := range users {
 		waitfor.Eventually(t, 2*time.Minute, "every hold of user "+u.UserID+" settled", func() (bool, error) {
 			return getWallet(t, edges[i%2], u.APIKey).HeldMicros == 0, nil
 		})
+		if i == len(users)-1 {
+			t.Logf("every hold settled %s after the load stopped (edge-2 was killed %s before)",
+				time.Since(settling).Round(time.Second), settling.Sub(edgeDown.from).Round(time.Second))
+		}
 		recs := usageRecords(t, edges[i%2], u.APIKey)
 		seen := map[string]int{}
 		var charged int64
