@@ -35,6 +35,10 @@ var (
 	// ErrUnavailable: JetStream did not take the job within publishPatience (no stream
 	// leader: an election that lasts, or NATS down).
 	ErrUnavailable = natsconn.ErrUnavailable
+	// ErrNotRecorded: the job was published but its owner record was not written; the
+	// caller abandons it (else the ledger gives it up after its orphan grace, unless a
+	// runner started it first).
+	ErrNotRecorded = errors.New("the job was queued but its owner could not be recorded")
 )
 
 // publishPatience bounds how long Submit retries the job and its owner record each
@@ -253,8 +257,7 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 		d.mu.Unlock()
 	}
 	if _, err := natsconn.Retry(ctx, publishPatience, publishAttempt, func(ctx context.Context) (uint64, error) { return d.index.Put(ctx, job.JobID, owner) }); err != nil {
-		// Queued, but without its record the ledger would give it up: the caller abandons it.
-		return fmt.Errorf("record job owner: %w", err)
+		return fmt.Errorf("record job owner: %w: %w", ErrNotRecorded, err)
 	}
 	return nil
 }
