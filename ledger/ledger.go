@@ -1,6 +1,7 @@
 // Package ledger is CodeExec's money service: wallets as append-only entry chains,
 // reservations before a job is queued, exactly-once charges from the results stream,
-// release of holds that expire, and one execution record per job.
+// release of holds that expire or whose job was never queued, and one execution record
+// per job.
 //
 // It answers, in queue group "ledger":
 //
@@ -11,7 +12,9 @@
 //	ledger.usage        messages.UsageRequest      → messages.UsageReply (execution records, newest first, at most MaxUsageReplyBytes)
 //
 // and pulls exec.results.> through the durable consumer "ledger-charges" of the RESULTS
-// stream, which provisioning (`codeexec provision`, shared/streams.Provision) makes.
+// stream, which provisioning (`codeexec provision`, shared/streams.Provision) makes. It
+// reads the job index (JOB_INDEX) and creates abandoned claims in it for the jobs it gives
+// up (see internal/orphans).
 package ledger
 
 import (
@@ -32,18 +35,25 @@ import (
 	"github.com/codeexec/codeexec/ledger/internal/api"
 	"github.com/codeexec/codeexec/ledger/internal/billing"
 	"github.com/codeexec/codeexec/ledger/internal/expiry"
+	"github.com/codeexec/codeexec/ledger/internal/orphans"
 	"github.com/codeexec/codeexec/ledger/internal/pricing"
 	"github.com/codeexec/codeexec/ledger/internal/records"
 	"github.com/codeexec/codeexec/ledger/internal/telemetry"
 	"github.com/codeexec/codeexec/ledger/internal/wallet"
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/natsconn"
+	"github.com/codeexec/codeexec/shared/subjects"
 )
 
 // Defaults of the ledger's own settings.
 const (
 	DefaultHoldTTL       = 15 * time.Minute
 	DefaultSweepInterval = 30 * time.Second
+	// DefaultOrphanGrace is well past the longest a live edge takes from its reserve to its
+	// job's owner record (two steps retried for up to 10 s each), and
+	// DefaultOrphanInterval makes an orphaned hold's release come within about a minute.
+	DefaultOrphanGrace    = 45 * time.Second
+	DefaultOrphanInterval = 10 * time.Second
 )
 
 // Config is the ledger's configuration.
@@ -58,6 +68,14 @@ type Config struct {
 	HoldTTL time.Duration
 	// SweepInterval is the time between two sweeps of expired holds. Default 30 s.
 	SweepInterval time.Duration
+	// OrphanGrace: a hold whose reserver promised the job's owner record
+	// (ReserveRequest.RecordsOwner) and whose job has none after this long was never
+	// queued; its job is given up and the hold released (internal/orphans). It must
+	// exceed the longest a live edge takes from its reserve to that record (a grace past
+	// HoldTTL leaves such holds to expiry). Default 45 s.
+	OrphanGrace time.Duration
+	// OrphanInterval is the time between two sweeps of such holds. Default 10 s.
+	OrphanInterval time.Duration
 	// Workers is how many results are settled at once; default 32.
 	Workers int
 	// NakDelay is the redelivery delay of a result after a database error; default 2 s.
@@ -74,11 +92,14 @@ func ConfigFrom(c config.Config) Config {
 		PriceMicros:      c.PriceMicros,
 		HoldTTL:          DefaultHoldTTL,
 		SweepInterval:    DefaultSweepInterval,
+		OrphanGrace:      DefaultOrphanGrace,
+		OrphanInterval:   DefaultOrphanInterval,
 	}
 }
 
 // LoadConfig is ConfigFrom plus the ledger's own variables:
-// CODEEXEC_LEDGER_HOLD_TTL and CODEEXEC_LEDGER_SWEEP_INTERVAL (durations, e.g. "15m"),
+// CODEEXEC_LEDGER_HOLD_TTL, CODEEXEC_LEDGER_SWEEP_INTERVAL, CODEEXEC_LEDGER_ORPHAN_GRACE and
+// CODEEXEC_LEDGER_ORPHAN_INTERVAL (durations, e.g. "15m"),
 // CODEEXEC_LEDGER_PRICES ("java=20000,cpp=15000": micro-dollars per execution).
 func LoadConfig(c config.Config, lookup func(string) (string, bool)) (Config, error) {
 	cfg := ConfigFrom(c)
@@ -95,6 +116,8 @@ func LoadConfig(c config.Config, lookup func(string) (string, bool)) (Config, er
 	}
 	dur("CODEEXEC_LEDGER_HOLD_TTL", &cfg.HoldTTL)
 	dur("CODEEXEC_LEDGER_SWEEP_INTERVAL", &cfg.SweepInterval)
+	dur("CODEEXEC_LEDGER_ORPHAN_GRACE", &cfg.OrphanGrace)
+	dur("CODEEXEC_LEDGER_ORPHAN_INTERVAL", &cfg.OrphanInterval)
 	if v, ok := lookup("CODEEXEC_LEDGER_PRICES"); ok {
 		prices, err := pricing.Parse(v)
 		if err != nil {
@@ -117,8 +140,8 @@ func (c Config) Validate() error {
 	if err := c.prices().Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.HoldTTL < 0 || c.SweepInterval < 0 || c.NakDelay < 0 {
-		errs = append(errs, errors.New("hold TTL, sweep interval and nak delay must not be negative"))
+	if c.HoldTTL < 0 || c.SweepInterval < 0 || c.NakDelay < 0 || c.OrphanGrace < 0 || c.OrphanInterval < 0 {
+		errs = append(errs, errors.New("hold TTL, sweep interval, orphan grace, orphan interval and nak delay must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -133,6 +156,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.OrphanGrace == 0 {
+		c.OrphanGrace = DefaultOrphanGrace
+	}
+	if c.OrphanInterval == 0 {
+		c.OrphanInterval = DefaultOrphanInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -217,10 +246,10 @@ func (s *Service) Run(ctx context.Context) error {
 			cancel()
 		}
 	})
-	sweeper := &expiry.Sweeper{Wallet: s.wallet, TTL: s.cfg.HoldTTL, Interval: s.cfg.SweepInterval,
-		Now: s.cfg.Now, Metrics: s.m, Log: s.log}
-	wg.Go(func() { sweeper.Run(runCtx) })
-	s.log.Info("ledger running", "hold_ttl", s.cfg.HoldTTL, "price_micros", s.cfg.PriceMicros)
+	sweeper := &expiry.Sweeper{Wallet: s.wallet, TTL: s.cfg.HoldTTL, Now: s.cfg.Now, Metrics: s.m, Log: s.log}
+	wg.Go(func() { s.sweepEvery(runCtx, s.cfg.SweepInterval, "expired holds", sweeper.Sweep) })
+	wg.Go(func() { s.sweepOrphans(runCtx) })
+	s.log.Info("ledger running", "hold_ttl", s.cfg.HoldTTL, "orphan_grace", s.cfg.OrphanGrace, "price_micros", s.cfg.PriceMicros)
 
 	<-runCtx.Done()
 	stopCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
@@ -232,6 +261,36 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// sweepOrphans binds the job index (waiting for provisioning to make it) and releases the
+// holds of jobs that were never queued until ctx ends.
+func (s *Service) sweepOrphans(ctx context.Context) {
+	index, err := natsconn.Await(ctx, s.log, "the job index "+subjects.JobIndexBucket+" (made by `codeexec provision`)",
+		func(ctx context.Context) (jetstream.KeyValue, error) {
+			return s.js.KeyValue(ctx, subjects.JobIndexBucket)
+		})
+	if err != nil {
+		return // stopped while waiting
+	}
+	sw := &orphans.Sweeper{Wallet: s.wallet, Index: index, Grace: s.cfg.OrphanGrace, Now: s.cfg.Now, Metrics: s.m, Log: s.log}
+	s.sweepEvery(ctx, s.cfg.OrphanInterval, "orphaned holds", sw.Sweep)
+}
+
+// sweepEvery runs sweep at once, then every interval until ctx ends.
+func (s *Service) sweepEvery(ctx context.Context, interval time.Duration, what string, sweep func(context.Context) (int, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep "+what, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

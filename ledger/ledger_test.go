@@ -233,17 +233,16 @@ func TestConcurrentReservesNeverOverspend(t *testing.T) {
 // comes back as it is with the time it has left on the ledger's clock; a closed one, a
 // user with no wallet and someone else's job are refused, and nothing is written.
 func TestReserve(t *testing.T) {
-	var clock atomic.Int64
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock.Store(t0.UnixNano())
+	clock := newManualClock(t0)
 	srv, nc, _ := embeddedtest.NATS(t)
 	db := testenv.Mongo(t)
 	cfg := testConfig(2 * price)
 	cfg.HoldTTL = 15 * time.Minute
-	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	cfg.Now = clock.Now
 	start(t, cfg, embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
 	store := wallet.NewStore(db, wallet.Options{Now: cfg.Now}) // another ledger process
-	at := func(d time.Duration) { clock.Store(t0.Add(d).UnixNano()) }
+	at := func(d time.Duration) { clock.Set(t0.Add(d)) }
 	held := func(t *testing.T, user, job string) {
 		t.Helper()
 		if _, err := reserve(t.Context(), nc, user, job, "python"); err != nil {
@@ -478,46 +477,39 @@ func TestInternalErrorIsNotCharged(t *testing.T) {
 // A hold whose job never finishes is released after the TTL (on an injected clock); its
 // late result then finds the job closed and charges nothing.
 func TestExpiredHoldIsReleasedAndLateResultNotCharged(t *testing.T) {
-	var clock atomic.Int64
-	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock.Store(t0.UnixNano())
-	srv, nc, js := embeddedtest.NATS(t)
-	db := testenv.Mongo(t)
-	reg := prometheus.NewRegistry()
 	cfg := testConfig(3 * price)
 	cfg.HoldTTL = 15 * time.Minute
 	cfg.SweepInterval = 20 * time.Millisecond
-	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	start(t, cfg, embeddedtest.Connect(t, srv, "ledger"), db, reg)
-	openWallets(t, nc, "dave")
+	l := startClocked(t, cfg)
+	openWallets(t, l.nc, "dave")
 
-	if _, err := reserve(t.Context(), nc, "dave", "stuck", "python"); err != nil {
+	if _, err := reserve(t.Context(), l.nc, "dave", "stuck", "python"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // a few sweeps before the TTL: nothing released
-	if w := walletOf(t, nc, "dave"); w.HeldMicros != price {
+	if w := walletOf(t, l.nc, "dave"); w.HeldMicros != price {
 		t.Fatalf("held before the TTL: got %d, want %d", w.HeldMicros, price)
 	}
-	clock.Store(t0.Add(16 * time.Minute).UnixNano())
+	l.clock.Set(l.t0.Add(16 * time.Minute))
 	testenv.Eventually(t, 10*time.Second, "hold released", func() (bool, error) {
-		return walletOf(t, nc, "dave").HeldMicros == 0, nil
+		return walletOf(t, l.nc, "dave").HeldMicros == 0, nil
 	})
 	testenv.Eventually(t, 5*time.Second, "holds_expired_total 1", func() (bool, error) {
-		return testutil.ToFloat64(metric(t, reg, "codeexec_ledger_holds_expired_total")) == 1, nil
+		return testutil.ToFloat64(metric(t, l.reg, "codeexec_ledger_holds_expired_total")) == 1, nil
 	})
-	publish(t, js, result("dave", "stuck", messages.StatusSucceeded), "res-stuck")
-	waitSettled(t, js, db, 1)
-	w := walletOf(t, nc, "dave")
+	publish(t, l.js, result("dave", "stuck", messages.StatusSucceeded), "res-stuck")
+	waitSettled(t, l.js, l.db, 1)
+	w := walletOf(t, l.nc, "dave")
 	if w.BalanceMicros != 3*price || w.HeldMicros != 0 {
 		t.Fatalf("wallet after the late result: got %d held %d, want %d and 0", w.BalanceMicros, w.HeldMicros, 3*price)
 	}
-	if r, _, _ := records.NewStore(db).Get(t.Context(), "stuck"); r.PriceMicros != 0 {
+	if r, _, _ := records.NewStore(l.db).Get(t.Context(), "stuck"); r.PriceMicros != 0 {
 		t.Fatalf("record of the late result: price %d, want 0", r.PriceMicros)
 	}
-	if got := testutil.ToFloat64(metric(t, reg, "codeexec_ledger_holds_outstanding")); got != 0 {
+	if got := testutil.ToFloat64(metric(t, l.reg, "codeexec_ledger_holds_outstanding")); got != 0 {
 		t.Fatalf("holds_outstanding: got %v, want 0", got)
 	}
-	verify(t, db, "dave")
+	verify(t, l.db, "dave")
 }
 
 // A job that ran with no hold (an internal publisher that did not reserve) pays what its
@@ -771,4 +763,112 @@ func sumCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return total
+}
+
+// A hold reserved with RecordsOwner (as the edge reserves) whose job has no owner record in
+// the job index after the orphan grace was never queued: its claim is taken as abandoned,
+// so no runner can run it, and its hold released. A job whose owner was recorded, one a
+// runner claimed, and one reserved without the promise keep their holds; one its edge
+// abandoned (claim abandoned, result not in yet) is released too.
+func TestOrphanedHoldIsGivenUpAndReleased(t *testing.T) {
+	cfg := testConfig(10 * price)
+	cfg.OrphanGrace = 45 * time.Second
+	cfg.OrphanInterval = 20 * time.Millisecond
+	l := startClocked(t, cfg)
+	index, err := l.js.KeyValue(t.Context(), subjects.JobIndexBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openWallets(t, l.nc, "olga")
+	reserveRecorded := func(job string) {
+		t.Helper()
+		if _, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](t.Context(), l.nc, subjects.Reserve,
+			messages.ReserveRequest{V: messages.Version, UserID: "olga", JobID: job, Language: "python", RecordsOwner: true}); err != nil {
+			t.Fatalf("reserve %s: %v", job, err)
+		}
+	}
+	put := func(key, value string) {
+		t.Helper()
+		if _, err := index.Create(t.Context(), key, []byte(value)); err != nil {
+			t.Fatalf("create %s in the job index: %v", key, err)
+		}
+	}
+	reserveRecorded("queued")
+	put("queued", `{"userId":"olga"}`)
+	reserveRecorded("claimed")
+	put(subjects.JobRunningKey("claimed"), "runner-1")
+	if _, err := reserve(t.Context(), l.nc, "olga", "unpromised", "python"); err != nil {
+		t.Fatal(err)
+	}
+	reserveRecorded("abandoned")
+	put(subjects.JobRunningKey("abandoned"), subjects.AbandonedClaim)
+	reserveRecorded("orphan")
+
+	time.Sleep(100 * time.Millisecond) // a few sweeps within the grace: nothing released
+	if w := walletOf(t, l.nc, "olga"); w.HeldMicros != 5*price {
+		t.Fatalf("held within the grace: got %d, want %d", w.HeldMicros, 5*price)
+	}
+	l.clock.Set(l.t0.Add(46 * time.Second))
+	testenv.Eventually(t, 10*time.Second, "the orphaned and abandoned holds released", func() (bool, error) {
+		return walletOf(t, l.nc, "olga").HeldMicros == 3*price, nil
+	})
+	testenv.Eventually(t, 5*time.Second, "releases_total 2", func() (bool, error) {
+		return sumCounter(t, l.reg, "codeexec_ledger_releases_total") == 2, nil
+	})
+	e, err := index.Get(t.Context(), subjects.JobRunningKey("orphan"))
+	if err != nil || string(e.Value()) != subjects.AbandonedClaim {
+		t.Fatalf("claim of the orphaned job: %v %v, want %q", e, err, subjects.AbandonedClaim)
+	}
+	// A runner that gets the job late is refused the hold (and, before that, the claim).
+	if _, err := reserve(t.Context(), l.nc, "olga", "orphan", "python"); !rpc.IsCode(err, rpc.CodeHoldClosed) {
+		t.Fatalf("reserve of the released job: %v, want %s", err, rpc.CodeHoldClosed)
+	}
+	// The claimed job's result charges it once; the late internal_error of the abandoned
+	// one releases nothing twice.
+	publish(t, l.js, result("olga", "claimed", messages.StatusSucceeded), "res-claimed")
+	publish(t, l.js, result("olga", "abandoned", messages.StatusInternalError), "res-abandoned")
+	waitSettled(t, l.js, l.db, 2)
+	if w := walletOf(t, l.nc, "olga"); w.BalanceMicros != 7*price || w.HeldMicros != 2*price {
+		t.Fatalf("wallet: got %d held %d, want %d held %d", w.BalanceMicros, w.HeldMicros, 7*price, 2*price)
+	}
+	sum := verify(t, l.db, "olga")
+	if sum.AvailableMicros != 7*price || sum.HeldMicros != 2*price {
+		t.Fatalf("entries sum to %+v, want %d available and %d held", sum, 7*price, 2*price)
+	}
+}
+
+// manualClock stands where it was set: the ledger's clock (Config.Now) in tests of holds'
+// ages.
+type manualClock struct{ ns atomic.Int64 }
+
+func newManualClock(at time.Time) *manualClock {
+	c := &manualClock{}
+	c.Set(at)
+	return c
+}
+
+func (c *manualClock) Now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *manualClock) Set(at time.Time) { c.ns.Store(at.UnixNano()) }
+
+// clockedLedger is a ledger on a fresh embedded NATS and database whose clock stands at t0
+// until the test moves it.
+type clockedLedger struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	db    *mongo.Database
+	reg   *prometheus.Registry
+	clock *manualClock
+	t0    time.Time
+}
+
+// startClocked starts a ledger with cfg on a manual clock (cfg.Now is replaced).
+func startClocked(t *testing.T, cfg ledger.Config) clockedLedger {
+	t.Helper()
+	l := clockedLedger{t0: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), db: testenv.Mongo(t), reg: prometheus.NewRegistry()}
+	l.clock = newManualClock(l.t0)
+	cfg.Now = l.clock.Now
+	srv, nc, js := embeddedtest.NATS(t)
+	l.nc, l.js = nc, js
+	start(t, cfg, embeddedtest.Connect(t, srv, "ledger"), l.db, l.reg)
+	return l
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/codeexec/codeexec/shared/config"
 	"github.com/codeexec/codeexec/shared/messages"
 	"github.com/codeexec/codeexec/shared/subjects"
+	"github.com/codeexec/codeexec/shared/waitfor"
 )
 
 // Test prices: a new account can pay for exactly two executions and a half.
@@ -228,6 +229,20 @@ func announceRunner(t testing.TB, natsURL string, langs ...string) {
 			}
 		}
 	}()
+}
+
+// queueUnserved has the mesh's edge queue a python job (wait false) that no runner pulls:
+// the edge refuses a language no runner serves, so an idle runner is announced first.
+func queueUnserved(t testing.TB, mesh *allinone.Instance, key, code string) executeAnswer {
+	t.Helper()
+	announceRunner(t, mesh.NATSURL, "python")
+	var a executeAnswer
+	waitfor.Eventually(t, 10*time.Second, "the edge queues a job", func() (bool, error) {
+		status, _ := call(t, mesh.URL, "POST", "/api/v1/execute", key,
+			map[string]any{"language": "python", "code": code, "wait": false}, &a)
+		return status == 202, nil
+	})
+	return a
 }
 
 // natsOf connects to the mesh's NATS for the rest of the test.

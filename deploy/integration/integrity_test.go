@@ -128,14 +128,7 @@ func TestJobHeldPastItsHoldIsNotRun(t *testing.T) {
 	})
 	js := natsOf(t, mesh.NATSURL)
 	user := registerUser(t, mesh.URL)
-	// The edge refuses a language no runner serves; announce one that never pulls.
-	announceRunner(t, mesh.NATSURL, "python")
-	var a executeAnswer
-	waitfor.Eventually(t, 10*time.Second, "the edge takes the job", func() (bool, error) {
-		status, _ := call(t, mesh.URL, "POST", "/api/v1/execute", user.APIKey,
-			map[string]any{"language": "python", "code": "print('ran')", "wait": false}, &a)
-		return status == 202, nil
-	})
+	a := queueUnserved(t, mesh, user.APIKey, "print('ran')")
 	waitfor.Eventually(t, 30*time.Second, "the hold expires while the job waits", func() (bool, error) {
 		w := getWallet(t, mesh.URL, user.APIKey)
 		return w.HeldMicros == 0 && w.BalanceMicros == testFreeCredit, nil

@@ -76,6 +76,14 @@ type ReserveRequest struct {
 	UserID   string `json:"userId"`
 	JobID    string `json:"jobId"`
 	Language string `json:"language"`
+	// RecordsOwner is the reserver's promise to record the job's owner in the job index
+	// (subjects.JobIndexBucket, key = jobId) once the job is queued, as the edge does. A
+	// job whose owner record is still missing after the ledger's orphan grace was never
+	// queued (its reserver died between the reserve and the publish): the ledger then
+	// takes its claim as abandoned (subjects.AbandonedClaim), so that no runner can run
+	// it, and releases its hold. Without it, only the hold TTL releases an orphaned hold.
+	// Set only on a job's first reserve; later reserves return the hold as it is.
+	RecordsOwner bool `json:"recordsOwner,omitempty"`
 }
 
 // ReserveReply confirms the job's open hold. Refusals are rpc errors with the codes

@@ -79,8 +79,10 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	if err != nil {
 		return err
 	}
+	// RecordsOwner: Submit records the job's owner once it is queued; should this edge die
+	// before, the ledger gives the job up and releases its hold (ledger/internal/orphans).
 	hold, err := rpc.Call[messages.ReserveRequest, messages.ReserveReply](ctx, s.nc, subjects.Reserve,
-		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language})
+		messages.ReserveRequest{V: messages.Version, UserID: job.UserID, JobID: job.JobID, Language: job.Language, RecordsOwner: true})
 	if err != nil {
 		release()
 		return fromRPC(err, "ledger")
@@ -94,13 +96,20 @@ func (s *Server) run(c *fiber.Ctx, req *executeRequest, version int) error {
 	if err := s.dispatch.Submit(ctx, job, wait); err != nil {
 		release()
 		aerr := s.dispatch.Abandon(ctx, job, "the job could not be queued")
+		s.dispatch.Forget(job.JobID)
 		switch {
 		case errors.Is(aerr, dispatch.ErrStarted), errors.Is(aerr, dispatch.ErrResultStored):
 			// The publish went through after all (its acknowledgement was lost): the job runs.
 			return &Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable", JobID: job.JobID, RetryAfter: 2,
 				Message: fmt.Sprintf("the job queue answered too late, but job %s was queued and runs; poll GET /api/v1/jobs/%s", job.JobID, job.JobID)}
+		case aerr != nil && errors.Is(err, dispatch.ErrNotRecorded):
+			// Queued without its owner record, and not given up: the ledger gives it up
+			// after its orphan grace, unless a runner starts it first.
+			s.log.Warn("abandon a queued job whose owner was not recorded; the ledger gives it up unless it starts first", "job_id", job.JobID, "err", aerr)
+			return &Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable", JobID: job.JobID, RetryAfter: 2,
+				Message: fmt.Sprintf("the job index does not answer right now; job %s was queued but is given up within a minute unless a runner starts it first: it is charged only if it runs (GET /api/usage lists it)", job.JobID)}
 		case aerr != nil:
-			s.log.Warn("abandon a job that was not queued; its hold expires instead", "job_id", job.JobID, "err", aerr)
+			s.log.Warn("abandon a job that was not queued; the ledger gives it up once its orphan grace passes", "job_id", job.JobID, "err", aerr)
 		}
 		if errors.Is(err, dispatch.ErrQueueFull) {
 			return &Error{Status: http.StatusServiceUnavailable, Code: "queue_full",

@@ -32,6 +32,7 @@ type Dispatcher interface {
 	Fits(job *messages.Job) error
 	Submit(ctx context.Context, job *messages.Job, wait bool) error
 	Abandon(ctx context.Context, job *messages.Job, reason string) error
+	Forget(jobID string)
 	Wait(ctx context.Context, jobID string, timeout time.Duration) (messages.Result, error)
 	Result(ctx context.Context, jobID string) (messages.Result, error)
 	OwnerOf(ctx context.Context, jobID string) (string, error)

@@ -35,9 +35,13 @@ var (
 	// ErrUnavailable: JetStream did not take the job within publishPatience (no stream
 	// leader: an election that lasts, or NATS down).
 	ErrUnavailable = natsconn.ErrUnavailable
+	// ErrNotRecorded: the job was published but its owner record was not written; the
+	// caller abandons it (else the ledger gives it up after its orphan grace, unless a
+	// runner started it first).
+	ErrNotRecorded = errors.New("the job was queued but its owner could not be recorded")
 )
 
-// publishPatience bounds how long Submit retries a job's owner record and the job itself
+// publishPatience bounds how long Submit retries the job and its owner record each
 // through a JetStream leader election (each retry is deduplicated: the job's id is its
 // message id); publishAttempt bounds one try.
 const (
@@ -198,10 +202,16 @@ func (d *Dispatcher) Fits(job *messages.Job) error {
 	return d.checkSize(len(body))
 }
 
-// Submit records the job's owner, then publishes it. When wait is set, a waiter is
-// registered before publishing so that no result can arrive unheard; the caller must
-// then call Wait (which releases it) or Forget. A job too large to publish is a
-// *TooLargeError, with nothing recorded.
+// Submit publishes the job, then records its owner in the job index. When wait is set, a
+// waiter is registered before publishing so that no result can arrive unheard; the caller
+// must then call Wait (which releases it) or Forget, also after an error. A job too large
+// to publish is a *TooLargeError, with nothing recorded.
+//
+// The owner record comes after the publish, and before the caller answers its client: it
+// is the sign that the job was queued. The job's price was reserved with RecordsOwner, so
+// the ledger gives up the job and releases its hold when the record is still missing after
+// its orphan grace (this edge died between the reserve and the record). A job whose client
+// got an answer has its record, and is never given up that way.
 func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) error {
 	if wait {
 		job.Notify = subjects.Notify(d.edgeID, job.JobID)
@@ -216,9 +226,6 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 	owner, err := json.Marshal(Owner{UserID: job.UserID, Language: job.Language, SubmittedAt: job.SubmittedAt})
 	if err != nil {
 		return fmt.Errorf("encode job owner: %w", err)
-	}
-	if _, err := natsconn.Retry(ctx, publishPatience, publishAttempt, func(ctx context.Context) (uint64, error) { return d.index.Put(ctx, job.JobID, owner) }); err != nil {
-		return fmt.Errorf("record job owner: %w", err)
 	}
 	if wait {
 		d.mu.Lock()
@@ -248,6 +255,9 @@ func (d *Dispatcher) Submit(ctx context.Context, job *messages.Job, wait bool) e
 			d.waiters[job.JobID] = w
 		}
 		d.mu.Unlock()
+	}
+	if _, err := natsconn.Retry(ctx, publishPatience, publishAttempt, func(ctx context.Context) (uint64, error) { return d.index.Put(ctx, job.JobID, owner) }); err != nil {
+		return fmt.Errorf("record job owner: %w: %w", ErrNotRecorded, err)
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func (h *Handlers) Reserve(ctx context.Context, req messages.ReserveRequest) (me
 		return messages.ReserveReply{}, err
 	}
 	price := h.prices.For(req.Language)
-	r, err := h.wallet.Hold(ctx, req.UserID, req.JobID, price)
+	r, err := h.wallet.Hold(ctx, req.UserID, req.JobID, price, req.RecordsOwner)
 	if err != nil {
 		if errors.Is(err, wallet.ErrInsufficientFunds) {
 			h.m.Reservations.WithLabelValues("refused").Inc()

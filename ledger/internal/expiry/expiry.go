@@ -10,32 +10,15 @@ import (
 	"github.com/codeexec/codeexec/ledger/internal/wallet"
 )
 
-// Sweeper releases holds older than TTL that have no close entry. Several ledgers may
-// sweep at once: a job's close ref is unique, so each hold is released (or charged by a
-// late result) once.
+// Sweeper releases holds older than TTL that have no close entry; the ledger runs its
+// Sweep every sweep interval. Several ledgers may sweep at once: a job's close ref is
+// unique, so each hold is released (or charged by a late result) once.
 type Sweeper struct {
-	Wallet   *wallet.Store
-	TTL      time.Duration    // longer than the longest job, redeliveries included
-	Interval time.Duration    // time between sweeps
-	Now      func() time.Time // the clock the TTL is measured on
-	Metrics  *telemetry.Metrics
-	Log      *slog.Logger
-}
-
-// Run sweeps every Interval until ctx ends.
-func (s *Sweeper) Run(ctx context.Context) {
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
-	for {
-		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("sweep expired holds", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	Wallet  *wallet.Store
+	TTL     time.Duration    // longer than the longest job, redeliveries included
+	Now     func() time.Time // the clock the TTL is measured on
+	Metrics *telemetry.Metrics
+	Log     *slog.Logger
 }
 
 // Sweep runs one pass and returns how many holds it released.

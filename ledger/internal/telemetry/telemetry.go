@@ -15,7 +15,7 @@ type Metrics struct {
 	Charges *prometheus.CounterVec
 	// Revenue sums what was charged.
 	Revenue prometheus.Counter
-	// Releases counts holds released, by reason (internal_error, expired).
+	// Releases counts holds released, by reason (internal_error, expired, orphaned).
 	Releases *prometheus.CounterVec
 	// Reservations counts reserve requests that held or were refused for funds, by
 	// outcome (ok: a new hold, existing: the job's open hold returned, refused).
@@ -80,7 +80,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	m.RPCDuration = register(reg, m.RPCDuration, &err)
 	// Exported at 0 before the first event, so that rates and alerts see them from the start.
 	m.Charges.WithLabelValues("succeeded")
-	for _, reason := range []string{"internal_error", "expired"} {
+	for _, reason := range []string{"internal_error", "expired", "orphaned"} {
 		m.Releases.WithLabelValues(reason)
 	}
 	for _, outcome := range []string{"ok", "existing", "refused"} {

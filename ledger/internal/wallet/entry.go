@@ -62,6 +62,9 @@ const (
 	ReasonDirect        = "no_hold" // a charge of a job that was never reserved
 	ReasonInternalError = "internal_error"
 	ReasonExpired       = "expired"
+	// ReasonOrphaned: the job was never queued (its reserver died between the reserve
+	// and the publish), so the ledger gave it up and released its hold.
+	ReasonOrphaned = "orphaned"
 )
 
 // EntryID is the _id of an account's entry number seq.

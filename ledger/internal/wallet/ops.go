@@ -63,11 +63,13 @@ type Reservation struct {
 
 // Hold reserves priceMicros of account's available balance for jobID. The same jobID
 // holds once: a repeated call, while the hold is open, returns it with Created false
-// (whatever priceMicros is now). Refusals, all writing nothing: ErrNoWallet (the account
+// (whatever priceMicros and recordsOwner are now). recordsOwner is the reserver's promise
+// to record the job's owner in the job index once the job is queued (see
+// HoldsAwaitingOwner); it is kept on the hold's marker. Refusals, all writing nothing: ErrNoWallet (the account
 // was never opened), ErrInsufficientFunds (the price does not fit), ErrConflict (the job is
 // another account's), ErrSettled (the job's hold is closed, or the job was charged
 // without one: a job never gets a second hold).
-func (s *Store) Hold(ctx context.Context, account, jobID string, priceMicros int64) (Reservation, error) {
+func (s *Store) Hold(ctx context.Context, account, jobID string, priceMicros int64, recordsOwner bool) (Reservation, error) {
 	if err := errors.Join(checkID("account", account), checkID("job id", jobID)); err != nil {
 		return Reservation{}, err
 	}
@@ -101,7 +103,8 @@ func (s *Store) Hold(ctx context.Context, account, jobID string, priceMicros int
 	}
 	// The marker goes first, so that an open hold always has one for the sweeper to find.
 	since := s.now()
-	fresh, err := s.putHoldMarker(ctx, account, jobID, priceMicros, since)
+	fresh, err := s.putHoldMarker(ctx, holdMarker{JobID: jobID, Account: account, PriceMicros: priceMicros,
+		CreatedAt: since, RecordsOwner: recordsOwner})
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -218,6 +221,8 @@ func closedHow(e Entry) string {
 		return "charged"
 	case e.Reason == ReasonExpired:
 		return "released after its hold expired"
+	case e.Reason == ReasonOrphaned:
+		return "given up and released: it was not queued within the ledger's grace"
 	}
 	return "released"
 }
@@ -369,16 +374,18 @@ type holdMarker struct {
 	Account     string    `bson:"account"`
 	PriceMicros int64     `bson:"priceMicros"`
 	CreatedAt   time.Time `bson:"createdAt"`
+	// RecordsOwner: the reserver promised the job's owner record (Hold's recordsOwner).
+	RecordsOwner bool `bson:"recordsOwner,omitempty"`
 }
 
 // putHoldMarker reports whether it created the marker (false: it was there already).
-func (s *Store) putHoldMarker(ctx context.Context, account, jobID string, price int64, now time.Time) (bool, error) {
-	err := s.markerInserts.Do(ctx, holdMarker{JobID: jobID, Account: account, PriceMicros: price, CreatedAt: now})
+func (s *Store) putHoldMarker(ctx context.Context, m holdMarker) (bool, error) {
+	err := s.markerInserts.Do(ctx, m)
 	if errors.Is(err, groupcommit.ErrDuplicate) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("write hold marker %s: %w", jobID, err)
+		return false, fmt.Errorf("write hold marker %s: %w", m.JobID, err)
 	}
 	return true, nil
 }
@@ -417,37 +424,95 @@ func (s *Store) OldestHold(ctx context.Context) (at time.Time, ok bool, err erro
 // A late result and the sweeper compete for the same close ref, so only one of them
 // closes the job. It returns how many holds it released.
 func (s *Store) ExpireHolds(ctx context.Context, cutoff time.Time) (int, error) {
-	cur, err := s.holds.Find(ctx, bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: cutoff.UTC()}}}})
+	markers, err := s.markersBefore(ctx, cutoff, false)
 	if err != nil {
-		return 0, fmt.Errorf("find expired holds: %w", err)
-	}
-	var markers []holdMarker
-	if err := cur.All(ctx, &markers); err != nil {
-		return 0, fmt.Errorf("read expired holds: %w", err)
+		return 0, err
 	}
 	released := 0
 	var errs []error
 	for _, m := range markers {
-		_, ok, err := s.lookupRefSlow(ctx, HoldRef(m.JobID))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if !ok {
-			// A refused or abandoned reservation left its marker behind.
-			s.deleteHoldMarker(ctx, m.JobID)
-			continue
-		}
-		st, err := s.Close(ctx, m.JobID, m.Account, false, 0, ReasonExpired)
+		ok, err := s.releaseMarked(ctx, m, ReasonExpired)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("release expired hold of job %s: %w", m.JobID, err))
 			continue
 		}
-		if st.Created {
+		if ok {
 			released++
-		} else {
-			s.deleteHoldMarker(ctx, m.JobID) // closed before; its marker delete was lost
 		}
 	}
 	return released, errors.Join(errs...)
+}
+
+// OpenHold is an open hold as its marker tells it.
+type OpenHold struct {
+	JobID   string
+	Account string
+	// Since is when the hold was taken (its marker written), on the ledger's clock.
+	Since time.Time
+}
+
+// HoldsAwaitingOwner returns the open holds taken before cutoff whose reserver promised to
+// record the job's owner in the job index once the job is queued (Hold's recordsOwner).
+// It reads the open_holds markers only, as the expiry sweep does: never the entries.
+func (s *Store) HoldsAwaitingOwner(ctx context.Context, cutoff time.Time) ([]OpenHold, error) {
+	markers, err := s.markersBefore(ctx, cutoff, true)
+	if err != nil {
+		return nil, err
+	}
+	holds := make([]OpenHold, 0, len(markers))
+	for _, m := range markers {
+		holds = append(holds, OpenHold{JobID: m.JobID, Account: m.Account, Since: m.CreatedAt})
+	}
+	return holds, nil
+}
+
+// ReleaseHold releases h back to its account's available balance, for reason, unless the
+// job was closed before (a result, or another ledger process, came first: the job's close
+// ref is unique). It reports whether this call wrote the release. A marker with no hold
+// behind it (a refused reservation left it) is dropped.
+func (s *Store) ReleaseHold(ctx context.Context, h OpenHold, reason string) (bool, error) {
+	if err := checkID("job id", h.JobID); err != nil {
+		return false, err
+	}
+	return s.releaseMarked(ctx, holdMarker{JobID: h.JobID, Account: h.Account, CreatedAt: h.Since}, reason)
+}
+
+// markersBefore reads the markers of holds taken before cutoff (only the ones that
+// promised an owner record, when awaitingOwner is set).
+func (s *Store) markersBefore(ctx context.Context, cutoff time.Time, awaitingOwner bool) ([]holdMarker, error) {
+	filter := bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: cutoff.UTC()}}}}
+	if awaitingOwner {
+		filter = append(filter, bson.E{Key: "recordsOwner", Value: true})
+	}
+	cur, err := s.holds.Find(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("find open holds taken before %s: %w", cutoff.UTC().Format(time.RFC3339), err)
+	}
+	var markers []holdMarker
+	if err := cur.All(ctx, &markers); err != nil {
+		return nil, fmt.Errorf("read open holds: %w", err)
+	}
+	return markers, nil
+}
+
+// releaseMarked releases the hold of marker m for reason, and reports whether this call
+// wrote the release; a marker whose hold was closed before, or that has no hold, goes.
+func (s *Store) releaseMarked(ctx context.Context, m holdMarker, reason string) (bool, error) {
+	_, ok, err := s.lookupRefSlow(ctx, HoldRef(m.JobID))
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		// A refused or abandoned reservation left its marker behind.
+		s.deleteHoldMarker(ctx, m.JobID)
+		return false, nil
+	}
+	st, err := s.Close(ctx, m.JobID, m.Account, false, 0, reason)
+	if err != nil {
+		return false, err
+	}
+	if !st.Created {
+		s.deleteHoldMarker(ctx, m.JobID) // closed before; its marker delete was lost
+	}
+	return st.Created, nil
 }

@@ -101,7 +101,7 @@ func TestHoldsAcrossProcessesNeverOverspend(t *testing.T) {
 	for i := range 4 * n {
 		wg.Go(func() {
 			s := stores[i%2]
-			_, err := s.Hold(ctx, "alice", fmt.Sprintf("job-%d", i), price)
+			_, err := s.Hold(ctx, "alice", fmt.Sprintf("job-%d", i), price, false)
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -137,7 +137,7 @@ func TestHold(t *testing.T) {
 	hold := func(account, job string, p int64) func(*testing.T, *wallet.Store) {
 		return func(t *testing.T, s *wallet.Store) {
 			t.Helper()
-			if _, err := s.Hold(t.Context(), account, job, p); err != nil {
+			if _, err := s.Hold(t.Context(), account, job, p, false); err != nil {
 				t.Fatalf("setup hold %s/%s: %v", account, job, err)
 			}
 		}
@@ -201,7 +201,7 @@ func TestHold(t *testing.T) {
 				s = wallet.NewStore(db, wallet.Options{FreeCreditMicros: 3 * price}) // a new process
 			}
 			before := snapshot(t, db, tt.account)
-			r, err := s.Hold(ctx, tt.account, "job-1", tt.price)
+			r, err := s.Hold(ctx, tt.account, "job-1", tt.price, false)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("hold: got %v, want %v", err, tt.want)
 			}
@@ -260,12 +260,12 @@ func TestHoldKeepsItsStart(t *testing.T) {
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	_, stores := newStores(t, 1, 3*price, now, "bob")
 	s, ctx := stores[0], t.Context()
-	r, err := s.Hold(ctx, "bob", "job-1", price)
+	r, err := s.Hold(ctx, "bob", "job-1", price, false)
 	if err != nil || !r.HeldSince.Equal(t0) {
 		t.Fatalf("first hold: since %v (%v), want %v", r.HeldSince, err, t0)
 	}
 	clock.Store(t0.Add(7 * time.Minute).UnixNano())
-	r, err = s.Hold(ctx, "bob", "job-1", price)
+	r, err = s.Hold(ctx, "bob", "job-1", price, false)
 	if err != nil || r.Created || !r.HeldSince.Equal(t0) {
 		t.Fatalf("repeated hold: since %v created %v (%v), want %v and not created", r.HeldSince, r.Created, err, t0)
 	}
@@ -278,7 +278,7 @@ func TestCloseOnceUnderRaces(t *testing.T) {
 	ctx := t.Context()
 	for j := range 5 {
 		job := fmt.Sprintf("job-%d", j)
-		if _, err := stores[0].Hold(ctx, "carol", job, price); err != nil {
+		if _, err := stores[0].Hold(ctx, "carol", job, price, false); err != nil {
 			t.Fatal(err)
 		}
 		var created atomic.Int64
@@ -313,7 +313,7 @@ func TestCloseOnceUnderRaces(t *testing.T) {
 func TestIdempotentWithoutRefCopies(t *testing.T) {
 	db, stores := newStores(t, 1, 3*price, nil, "dave")
 	ctx := t.Context()
-	if _, err := stores[0].Hold(ctx, "dave", "job-1", price); err != nil {
+	if _, err := stores[0].Hold(ctx, "dave", "job-1", price, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := stores[0].Credit(ctx, "dave", 5, "gift"); err != nil {
@@ -324,7 +324,7 @@ func TestIdempotentWithoutRefCopies(t *testing.T) {
 	}
 	// A new process: empty caches.
 	s := wallet.NewStore(db, wallet.Options{FreeCreditMicros: 3 * price})
-	if r, err := s.Hold(ctx, "dave", "job-1", price); err != nil || r.Created {
+	if r, err := s.Hold(ctx, "dave", "job-1", price, false); err != nil || r.Created {
 		t.Fatalf("repeated hold: created %v err %v, want the old one", r.Created, err)
 	}
 	if _, _, created, err := s.Credit(ctx, "dave", 5, "gift"); err != nil || created {
@@ -354,12 +354,12 @@ func TestExpireHolds(t *testing.T) {
 	_, stores := newStores(t, 1, 5*price, now, "erin")
 	s, ctx := stores[0], t.Context()
 	for _, job := range []string{"old-1", "old-2"} {
-		if _, err := s.Hold(ctx, "erin", job, price); err != nil {
+		if _, err := s.Hold(ctx, "erin", job, price, false); err != nil {
 			t.Fatal(err)
 		}
 	}
 	clock.Store(start.Add(10 * time.Minute).UnixNano())
-	if _, err := s.Hold(ctx, "erin", "young", price); err != nil {
+	if _, err := s.Hold(ctx, "erin", "young", price, false); err != nil {
 		t.Fatal(err)
 	}
 	// old-2's result arrived in time.

@@ -190,9 +190,10 @@ func (a *Agent) dispose(ctx context.Context, lang string, c *sandbox.Container) 
 
 // claim takes the job's claim in the job index (subjects.JobRunningKey) before anything of
 // the job runs: it is the arbiter between this runner and an edge giving the job up at the
-// same moment (whoever creates the claim first decides), and it lets GET /api/v1/jobs/:jobId
-// say "running". A claim an earlier runner left (it died holding the job) is taken over; an
-// edge's AbandonedClaim is a refusal: the job is not run.
+// same moment (whoever creates the claim first decides), or the ledger giving up a job that
+// was not queued in time, and it lets GET /api/v1/jobs/:jobId say "running". A claim an
+// earlier runner left (it died holding the job) is taken over; an AbandonedClaim is a
+// refusal: the job is not run.
 func (a *Agent) claim(ctx context.Context, jobID string) error {
 	if a.index == nil {
 		return nil
@@ -219,7 +220,7 @@ func (a *Agent) claim(ctx context.Context, jobID string) error {
 	}
 	switch string(e.Value()) {
 	case subjects.AbandonedClaim:
-		return &holdRefusal{reason: "the job was given up by its edge before it started: not run, not charged"}
+		return &holdRefusal{reason: "the job was given up before it started (by its edge, or by the ledger when it was not queued in time): not run, not charged"}
 	case a.cfg.RunnerID:
 		return nil
 	}
