@@ -11,7 +11,8 @@ import (
 
 // ChooseEngine returns how the containers of runtime are made, given the operator's choice
 // (CODEEXEC_ENGINE; empty: direct where it can be). The direct engine (oci.go) needs the
-// runtime's binary on the runner's PATH and a runner that is root on the host; it runs
+// runtime's binary on the runner's PATH and a runner that is root on the host (and not
+// its PID namespace's init); it runs
 // crun and runc, not runsc, which stays with Docker. Asked for and impossible, it is an
 // error; chosen by default and impossible, Docker makes the containers.
 func ChooseEngine(want, runtime string, log *slog.Logger) (string, error) {
@@ -27,6 +28,10 @@ func ChooseEngine(want, runtime string, log *slog.Logger) (string, error) {
 		why = err.Error()
 	} else if os.Geteuid() != 0 {
 		why = "the runner is not root"
+	} else if os.Getpid() == 1 {
+		// The runtime detaches each launcher, which its PID namespace's init then inherits:
+		// a runner that is that init would never reap them.
+		why = "the runner is its PID namespace's init"
 	}
 	switch {
 	case why == "":
