@@ -323,6 +323,9 @@ wait:
 	if s.oomSeen(ctx, c.ID, oomGrace) {
 		return res, nil
 	}
+	if code < 0 {
+		return res, infraf(spec.op, "the container stopped before the program ended")
+	}
 	return res, infraf(spec.op, "the container stopped before the program ended (exit code %d)", code)
 }
 

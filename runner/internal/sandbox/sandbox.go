@@ -1,7 +1,10 @@
-// Package sandbox runs one job in one fresh, locked-down Docker container through the Docker
-// Engine SDK: no network, read-only root, a size-capped tmpfs work dir owned by the
+// Package sandbox runs one job in one fresh, locked-down container of a language's Docker
+// image: no network, read-only root, a size-capped tmpfs work dir owned by the
 // unprivileged user, all capabilities dropped, no-new-privileges, pids/memory/CPU limits,
-// a wall-time kill, capped output and OOM detection.
+// a wall-time kill, capped output and OOM detection. The container is made either through
+// the Docker Engine SDK or, by default, by the OCI runtime run by the runner itself with the
+// same settings (the direct engine, oci.go), which spares dockerd, containerd and a shim
+// per container.
 //
 // A container's main process is a shell (launch.go), the launcher, that waits on its attached
 // stdin for the job and runs the program; a compile step is exec'd into the container
