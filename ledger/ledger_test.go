@@ -474,6 +474,34 @@ func TestInternalErrorIsNotCharged(t *testing.T) {
 	verify(t, db, "carol")
 }
 
+// A ledger killed after it charged a job and before it wrote the job's record leaves the
+// result unacked; when the result comes again, the next life writes the record and does
+// not charge a second time.
+func TestChargeWithoutItsRecordIsRecordedWhenTheResultComesAgain(t *testing.T) {
+	srv, nc, js := embeddedtest.NATS(t)
+	db := testenv.Mongo(t)
+	start(t, testConfig(2*price), embeddedtest.Connect(t, srv, "ledger"), db, prometheus.NewRegistry())
+	openWallets(t, nc, "erin")
+	if _, err := reserve(t.Context(), nc, "erin", "job-cut", "python"); err != nil {
+		t.Fatal(err)
+	}
+	// What the killed life got done: the charge, not the record.
+	st, err := wallet.NewStore(db, wallet.Options{}).Close(t.Context(), "job-cut", "erin", true, price, wallet.ReasonResult)
+	if err != nil || !st.Created {
+		t.Fatalf("charge: %+v %v", st, err)
+	}
+	publish(t, js, result("erin", "job-cut", messages.StatusSucceeded), "res-job-cut")
+	waitSettled(t, js, db, 1)
+	r, ok, err := records.NewStore(db).Get(t.Context(), "job-cut")
+	if err != nil || !ok || r.PriceMicros != price {
+		t.Fatalf("record: %+v found %v %v, want one at the price charged", r, ok, err)
+	}
+	if w := walletOf(t, nc, "erin"); w.BalanceMicros != price || w.HeldMicros != 0 {
+		t.Fatalf("wallet: got balance %d held %d, want %d (charged once) and 0", w.BalanceMicros, w.HeldMicros, price)
+	}
+	verify(t, db, "erin")
+}
+
 // A hold whose job never finishes is released after the TTL (on an injected clock); its
 // late result then finds the job closed and charges nothing.
 func TestExpiredHoldIsReleasedAndLateResultNotCharged(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/codeexec/codeexec/shared/streams"
 	"github.com/codeexec/codeexec/shared/subjects"
 	"github.com/codeexec/codeexec/shared/waitfor"
 )
@@ -344,7 +345,23 @@ func TestClusterSurvivesCrashes(t *testing.T) {
 			t.Logf("every hold settled %s after the load stopped (edge-2 was killed %s before)",
 				time.Since(settling).Round(time.Second), settling.Sub(edgeDown.from).Round(time.Second))
 		}
-		recs := usageRecords(t, edges[i%2], u.APIKey)
+		// A ledger killed after a charge and before its record left the result unacked:
+		// its next life records the job when the result comes back, after the charges'
+		// AckWait (the charge itself is not made twice).
+		var recs []usageRecord
+		waitfor.Eventually(t, streams.ChargesAckWait+time.Minute, "a record of every job of user "+u.UserID+" that succeeded", func() (bool, error) {
+			recs = usageRecords(t, edges[i%2], u.APIKey)
+			have := map[string]bool{}
+			for _, r := range recs {
+				have[r.JobID] = true
+			}
+			for job := range byUser[i] {
+				if !have[job] {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
 		seen := map[string]int{}
 		var charged int64
 		for _, r := range recs {
