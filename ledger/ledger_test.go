@@ -832,7 +832,12 @@ func TestOrphanedHoldIsGivenUpAndReleased(t *testing.T) {
 	put(subjects.JobRunningKey("abandoned"), subjects.AbandonedClaim)
 	reserveRecorded("orphan")
 
-	time.Sleep(100 * time.Millisecond) // a few sweeps within the grace: nothing released
+	// A few sweeps within the grace release nothing. After the reserves, the orphan
+	// sweeper is what reads the clock, once a pass (the expiry sweeper's interval is an hour).
+	reads := l.clock.reads.Load()
+	testenv.Eventually(t, 10*time.Second, "three sweeps of orphaned holds within the grace", func() (bool, error) {
+		return l.clock.reads.Load() >= reads+3, nil
+	})
 	if w := walletOf(t, l.nc, "olga"); w.HeldMicros != 5*price {
 		t.Fatalf("held within the grace: got %d, want %d", w.HeldMicros, 5*price)
 	}
@@ -866,8 +871,8 @@ func TestOrphanedHoldIsGivenUpAndReleased(t *testing.T) {
 }
 
 // manualClock stands where it was set: the ledger's clock (Config.Now) in tests of holds'
-// ages.
-type manualClock struct{ ns atomic.Int64 }
+// ages. reads counts the calls of Now.
+type manualClock struct{ ns, reads atomic.Int64 }
 
 func newManualClock(at time.Time) *manualClock {
 	c := &manualClock{}
@@ -875,7 +880,11 @@ func newManualClock(at time.Time) *manualClock {
 	return c
 }
 
-func (c *manualClock) Now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *manualClock) Now() time.Time {
+	c.reads.Add(1)
+	return time.Unix(0, c.ns.Load()).UTC()
+}
+
 func (c *manualClock) Set(at time.Time) { c.ns.Store(at.UnixNano()) }
 
 // clockedLedger is a ledger on a fresh embedded NATS and database whose clock stands at t0
