@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 )
 
@@ -32,15 +31,8 @@ func (s *Sandbox) Facts(ctx context.Context, c *Container) (ContainerFacts, erro
 		return ContainerFacts{Runtime: ins.HostConfig.Runtime, Pid: ins.State.Pid, CgroupParent: ins.HostConfig.CgroupParent,
 			MemoryBytes: ins.HostConfig.Memory}, nil
 	}
-	out, err := exec.CommandContext(ctx, s.oci.bin, "--root", s.oci.root, "state", c.ID).Output()
+	st, err := s.oci.state(ctx, c.ID)
 	if err != nil {
-		return ContainerFacts{}, fmt.Errorf("%s state: %w", s.oci.bin, err)
-	}
-	var st struct {
-		Pid    int    `json:"pid"`
-		Status string `json:"status"`
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
 		return ContainerFacts{}, err
 	}
 	if st.Status != "running" {

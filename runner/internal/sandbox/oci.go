@@ -78,10 +78,14 @@ type ociContainer struct {
 	env    []string // of its processes
 }
 
+// command is a call of the runtime binary on the engine's state.
+func (e *ociEngine) command(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, e.bin, append([]string{"--root", e.root}, args...)...)
+}
+
 // runtime runs the runtime binary with args and returns its error with what it printed.
 func (e *ociEngine) runtime(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, e.bin, append([]string{"--root", e.root}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := e.command(ctx, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w: %s", filepath.Base(e.bin), args[0], err, strings.TrimSpace(string(out)))
 	}
@@ -125,7 +129,7 @@ func (s *Sandbox) ociCreate(ctx context.Context, lang *languages.Language, lim m
 	}
 	// The runtime's own complaints go to the container's stderr: they are the early output
 	// an error reports.
-	cmd := exec.Command(e.bin, "--root", e.root, "run", "--detach", "--bundle", bundle, id)
+	cmd := e.command(context.WithoutCancel(ctx), "run", "--detach", "--bundle", bundle, id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.childStdin, p.childStdout, p.childStderr
 	runErr := cmd.Run() // not cancelled with ctx: a runtime killed mid-way leaves a half-made container
 	p.closeChildEnds()
@@ -172,9 +176,29 @@ func (e *ociEngine) remove(ctx context.Context, id string) error {
 	return os.RemoveAll(filepath.Join(e.bundles, id))
 }
 
+// ociState is what the runtime's `state` says of a container.
+type ociState struct {
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+}
+
+// state asks the runtime about container id.
+func (e *ociEngine) state(ctx context.Context, id string) (ociState, error) {
+	out, err := e.command(ctx, "state", id).Output()
+	if err != nil {
+		return ociState{}, fmt.Errorf("%s state %s: %w", filepath.Base(e.bin), id, err)
+	}
+	var st ociState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return ociState{}, fmt.Errorf("%s state %s: %w", filepath.Base(e.bin), id, err)
+	}
+	return st, nil
+}
+
 // exists reports whether the runtime still knows container id.
 func (e *ociEngine) exists(ctx context.Context, id string) bool {
-	return exec.CommandContext(ctx, e.bin, "--root", e.root, "state", id).Run() == nil
+	_, err := e.state(ctx, id)
+	return err == nil
 }
 
 // kill sends SIGKILL to the container's init, which takes every process of the container
@@ -205,7 +229,7 @@ func (s *Sandbox) ociExec(ctx context.Context, c *Container, argv []string, stdi
 		os.Remove(f.Name())
 		return nil, err
 	}
-	cmd := exec.Command(e.bin, "--root", e.root, "exec", "--process", f.Name(), c.ID)
+	cmd := e.command(context.WithoutCancel(ctx), "exec", "--process", f.Name(), c.ID)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.childStdin, p.childStdout, p.childStderr
 	if err := cmd.Start(); err != nil {
 		p.closeChildEnds()
