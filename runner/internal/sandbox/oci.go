@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/codeexec/codeexec/shared/languages"
 	"github.com/codeexec/codeexec/shared/messages"
 )
@@ -60,10 +62,15 @@ type ociEngine struct {
 	root    string // the runtime's state (--root)
 	bundles string
 	images  *imageCache
+	seccomp *specs.LinuxSeccomp // every container's (launcherSeccomp)
 }
 
 func newOCIEngine(bin, stateDir string, images *imageCache) (*ociEngine, error) {
-	e := &ociEngine{bin: bin, root: filepath.Join(stateDir, "runtime"), bundles: filepath.Join(stateDir, "bundles"), images: images}
+	profile, err := launcherSeccomp()
+	if err != nil {
+		return nil, fmt.Errorf("direct engine: %w", err)
+	}
+	e := &ociEngine{bin: bin, root: filepath.Join(stateDir, "runtime"), bundles: filepath.Join(stateDir, "bundles"), images: images, seccomp: profile}
 	for _, d := range []string{e.root, e.bundles} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("direct engine: %w", err)
@@ -112,10 +119,7 @@ func (s *Sandbox) ociCreate(ctx context.Context, lang *languages.Language, lim m
 		return nil, infra(op, err)
 	}
 	labels[LabelUID] = strconv.Itoa(uid)
-	spec, err := s.ociSpec(img, lim, uid, id, labels)
-	if err != nil {
-		return fail("container config", err)
-	}
+	spec := s.ociSpec(img, lim, uid, id, labels)
 	c.oci.env = spec.Process.Env
 	if err := writeJSON(filepath.Join(bundle, "config.json"), spec); err != nil {
 		return fail("container config", err)

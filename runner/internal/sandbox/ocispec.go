@@ -19,24 +19,20 @@ const ociVersion = "1.0.2"
 const cpuPeriod = 100_000
 
 // ociSpec is the OCI configuration of a direct-engine container: what Docker gives every
-// container (baseSpec), Docker's default seccomp profile, and what Sandbox.Create asks of
-// Docker.
-func (s *Sandbox) ociSpec(img imageFS, lim messages.Limits, uid int, id string, labels map[string]string) (*specs.Spec, error) {
+// container (baseSpec), Docker's default seccomp profile (made once, launcherSeccomp), and
+// what Sandbox.Create asks of Docker.
+func (s *Sandbox) ociSpec(img imageFS, lim messages.Limits, uid int, id string, labels map[string]string) *specs.Spec {
 	spec := baseSpec()
 	spec.Root = &specs.Root{Path: img.dir, Readonly: true}
 	spec.Hostname = "sandbox"
 	spec.Annotations = labels
-	caps := make([]string, len(launcherCaps))
-	for i, c := range launcherCaps {
-		caps[i] = "CAP_" + c
-	}
 	zero := 0
 	spec.Process = &specs.Process{
 		User:            specs.User{UID: 0, GID: 0},
 		Args:            launcher,
 		Env:             containerEnv(img.env),
 		Cwd:             WorkDir,
-		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+		Capabilities:    launcherCapabilities(),
 		Rlimits:         rlimits(),
 		NoNewPrivileges: true,
 		OOMScoreAdj:     &zero,
@@ -53,12 +49,30 @@ func (s *Sandbox) ociSpec(img imageFS, lim messages.Limits, uid int, id string, 
 	quota := lim.CPUMillis * cpuPeriod / 1000
 	spec.Linux.Resources.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
 	spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: lim.Pids}
+	spec.Linux.Seccomp = s.oci.seccomp
+	return &spec
+}
+
+// launcherCapabilities are the launcher's capabilities (launcherCaps), in the OCI's names.
+func launcherCapabilities() *specs.LinuxCapabilities {
+	caps := make([]string, len(launcherCaps))
+	for i, c := range launcherCaps {
+		caps[i] = "CAP_" + c
+	}
+	return &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+}
+
+// launcherSeccomp is Docker's default seccomp profile for a container with the launcher's
+// capabilities (which decide a few of its rules): the same for every container, so it is
+// made once, when the engine starts.
+func launcherSeccomp() (*specs.LinuxSeccomp, error) {
+	spec := baseSpec()
+	spec.Process = &specs.Process{Capabilities: launcherCapabilities()}
 	profile, err := seccomp.GetDefaultProfile(&spec)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp profile: %w", err)
 	}
-	spec.Linux.Seccomp = profile
-	return &spec, nil
+	return profile, nil
 }
 
 // ociProcess is a process exec'd into a direct-engine container: argv as uid, in the work
