@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/docker/docker/api/types/container"
@@ -40,31 +41,14 @@ func (s *Sandbox) RemoveOwn(ctx context.Context) (int, error) {
 
 // removeWhere removes the managed containers whose labels match.
 func (s *Sandbox) removeWhere(ctx context.Context, match func(labels map[string]string) bool) (int, error) {
-	if s.oci != nil {
-		all, err := s.oci.bundleLabels()
-		if err != nil {
-			return 0, infra("list containers", err)
-		}
-		n := 0
-		for id, labels := range all {
-			if match(labels) {
-				s.removeID(ctx, id)
-				n++
-			}
-		}
-		return n, nil
-	}
-	list, err := s.docker.ContainerList(ctx, container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", LabelManaged+"=true")),
-	})
+	all, err := s.managed(ctx, LabelManaged+"=true")
 	if err != nil {
-		return 0, infra("list containers", err)
+		return 0, err
 	}
 	n := 0
-	for _, c := range list {
-		if match(c.Labels) {
-			s.removeID(ctx, c.ID)
+	for id, labels := range all {
+		if match(labels) {
+			s.removeID(ctx, id)
 			n++
 		}
 	}
@@ -73,31 +57,42 @@ func (s *Sandbox) removeWhere(ctx context.Context, match func(labels map[string]
 
 // List returns the ids of this runner's containers.
 func (s *Sandbox) List(ctx context.Context) ([]string, error) {
+	all, err := s.managed(ctx, LabelRunner+"="+s.runnerID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(all))
+	for id := range all {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// managed returns the labels of the host's containers, by id, that carry label ("k=v"):
+// the bundles' under the direct engine, Docker's containers' otherwise.
+func (s *Sandbox) managed(ctx context.Context, label string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
 	if s.oci != nil {
 		all, err := s.oci.bundleLabels()
 		if err != nil {
 			return nil, infra("list containers", err)
 		}
-		var ids []string
+		k, v, _ := strings.Cut(label, "=")
 		for id, labels := range all {
-			if labels[LabelRunner] == s.runnerID {
-				ids = append(ids, id)
+			if labels[k] == v {
+				out[id] = labels
 			}
 		}
-		return ids, nil
+		return out, nil
 	}
-	list, err := s.docker.ContainerList(ctx, container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", LabelRunner+"="+s.runnerID)),
-	})
+	list, err := s.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", label))})
 	if err != nil {
 		return nil, infra("list containers", err)
 	}
-	ids := make([]string, len(list))
-	for i, c := range list {
-		ids[i] = c.ID
+	for _, c := range list {
+		out[c.ID] = c.Labels
 	}
-	return ids, nil
+	return out, nil
 }
 
 func processAlive(pidLabel string) bool {
