@@ -49,19 +49,24 @@ func newDockerAttachment(hj types.HijackedResponse, stdout, stderr io.Writer) *a
 }
 
 // newPipeAttachment reads a process's stdout and stderr from the read ends of their pipes
-// and writes its stdin to the write end of another. The stream ends when both pipes are
+// and writes its stdin to the write end of another (nil: the process has no stdin). The stream ends when both pipes are
 // at their end (every process holding their write ends is gone), or at the first error
 // (a full output cap), which closes them all.
 func newPipeAttachment(stdin, stdout, stderr *os.File, outW, errW io.Writer) *attachment {
 	var closing sync.Once
 	closeAll := func() {
 		closing.Do(func() {
-			stdin.Close()
+			if stdin != nil {
+				stdin.Close()
+			}
 			stdout.Close()
 			stderr.Close()
 		})
 	}
-	a := &attachment{stdin: stdin, closeStdin: stdin.Close, closeAll: closeAll, ended: make(chan struct{})}
+	a := &attachment{stdin: io.Discard, closeStdin: func() error { return nil }, closeAll: closeAll, ended: make(chan struct{})}
+	if stdin != nil { // a process without stdin reads /dev/null
+		a.stdin, a.closeStdin = stdin, stdin.Close
+	}
 	a.setWriters(outW, errW)
 	errs := make(chan error, 2)
 	pass := func(w io.Writer, r io.Reader) {

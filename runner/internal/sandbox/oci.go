@@ -306,7 +306,8 @@ type pipes struct {
 	childStdin, childStdout, childStderr *os.File
 }
 
-// newPipes makes the pipes of a process; without stdin, the child reads /dev/null.
+// newPipes makes the pipes of a process; without stdin, the child reads /dev/null and the
+// runner has no stdin end.
 func newPipes(stdin bool) (*pipes, error) {
 	p := &pipes{}
 	var err error
@@ -318,23 +319,15 @@ func newPipes(stdin bool) (*pipes, error) {
 		if p.childStdin, err = os.Open(os.DevNull); err != nil {
 			return nil, err
 		}
-		// The attachment's stdin is a pipe nobody reads: writes to it fail, closing it is fine.
-		var r *os.File
-		if r, p.stdin, err = os.Pipe(); err != nil {
-			p.childStdin.Close()
-			return nil, fmt.Errorf("stdin pipe: %w", err)
-		}
-		r.Close()
 	}
 	if p.stdout, p.childStdout, err = os.Pipe(); err != nil {
 		p.closeChildEnds()
-		p.stdin.Close()
+		p.closeOwnEnds()
 		return nil, fmt.Errorf("stdout pipe: %w", err)
 	}
 	if p.stderr, p.childStderr, err = os.Pipe(); err != nil {
 		p.closeChildEnds()
-		p.stdin.Close()
-		p.stdout.Close()
+		p.closeOwnEnds()
 		return nil, fmt.Errorf("stderr pipe: %w", err)
 	}
 	return p, nil
