@@ -210,8 +210,17 @@ func (s *Sandbox) Engine() string {
 // Runtime is the OCI runtime the containers are created with; empty: the daemon's default.
 func (s *Sandbox) Runtime() string { return s.runtime }
 
-// Watch follows Docker's oom events for this runner's containers until ctx ends.
-func (s *Sandbox) Watch(ctx context.Context) { s.oom.run(ctx, s.docker, s.runnerID, s.log) }
+// Watch follows Docker's oom events for this runner's containers until ctx ends; under the
+// direct engine there are none to follow, and it returns at once.
+func (s *Sandbox) Watch(ctx context.Context) {
+	if s.oci != nil {
+		// The direct engine's containers have no Docker events: their cgroups are the
+		// evidence (oomSeen).
+		s.oom.once.Do(func() { close(s.oom.ready) })
+		return
+	}
+	s.oom.run(ctx, s.docker, s.runnerID, s.log)
+}
 
 // WatchReady reports whether the OOM event subscription is established.
 func (s *Sandbox) WatchReady() <-chan struct{} { return s.oom.ready }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -403,5 +404,32 @@ func TestChooseRuntime(t *testing.T) {
 	}
 	if rt, err := sandbox.ChooseRuntime(ctx, docker, "kata", nil); err == nil {
 		t.Errorf("kata: got %q, want an error", rt)
+	}
+}
+
+// The direct engine is the default where the runner can drive the runtime itself (root, the
+// runtime's binary at hand); runsc always goes through Docker, and a choice that cannot be
+// honoured, or is unknown, is an error.
+func TestChooseEngine(t *testing.T) {
+	_, lookErr := exec.LookPath(sandbox.RuntimeCrun)
+	canDirect := lookErr == nil && os.Geteuid() == 0 && os.Getpid() != 1
+	want := sandbox.EngineDocker
+	if canDirect {
+		want = sandbox.EngineDirect
+	}
+	if got, err := sandbox.ChooseEngine("", sandbox.RuntimeCrun, nil); err != nil || got != want {
+		t.Errorf("crun by default: got %q %v, want %q", got, err, want)
+	}
+	if got, err := sandbox.ChooseEngine(sandbox.EngineDocker, sandbox.RuntimeCrun, nil); err != nil || got != sandbox.EngineDocker {
+		t.Errorf("docker asked for: got %q %v", got, err)
+	}
+	if got, err := sandbox.ChooseEngine("", sandbox.RuntimeRunsc, nil); err != nil || got != sandbox.EngineDocker {
+		t.Errorf("runsc by default: got %q %v, want docker", got, err)
+	}
+	if got, err := sandbox.ChooseEngine(sandbox.EngineDirect, sandbox.RuntimeRunsc, nil); err == nil {
+		t.Errorf("direct runsc: got %q, want an error", got)
+	}
+	if got, err := sandbox.ChooseEngine("containerd", sandbox.RuntimeCrun, nil); err == nil {
+		t.Errorf("an unknown engine: got %q, want an error", got)
 	}
 }
