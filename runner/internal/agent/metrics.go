@@ -71,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"language"}),
 		Containers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "codeexec", Subsystem: "runner", Name: "containers",
-			Help: "This runner's containers on its Docker host at the last sweep (each minute): warm, busy and being removed.",
+			Help: "This runner's containers on its host at the last sweep (each minute): warm, busy and being removed.",
 		}),
 		LeftoversRemoved: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "codeexec", Subsystem: "runner", Name: "leftovers_removed_total",
